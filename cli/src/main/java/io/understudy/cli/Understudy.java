@@ -1,0 +1,42 @@
+package io.understudy.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code understudy} command: a block-replication sidecar for hypervisors. Each subcommand is one
+ * class; this one only wires them together and maps failures to exit codes.
+ */
+@Command(
+    name = "understudy",
+    mixinStandardHelpOptions = true,
+    versionProvider = VersionProvider.class,
+    description = "Block-replication sidecar for COLO fault-tolerant VMs, attached to the hypervisor over NBD.",
+    subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
+public final class Understudy
+{
+    /** Exit code for a failure at run time (bad file, I/O error); picocli uses 2 for bad arguments. */
+    public static final int EXIT_FAILURE = 1;
+
+    public static void main(final String[] args)
+    {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** @return the configured command line, also used by tests to run commands in-process. */
+    public static CommandLine commandLine()
+    {
+        final CommandLine commandLine = new CommandLine(new Understudy());
+        commandLine.setExecutionExceptionHandler((exception, cmd, parseResult) ->
+        {
+            // Expected failures carry a message meant for the user: print it alone, no stack trace.
+            if (exception instanceof UserException)
+            {
+                cmd.getErr().println("understudy: " + exception.getMessage());
+                return EXIT_FAILURE;
+            }
+            throw exception;
+        });
+        return commandLine;
+    }
+}

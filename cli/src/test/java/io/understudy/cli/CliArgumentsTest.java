@@ -1,0 +1,130 @@
+package io.understudy.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad arguments and files give a one-line reason and a non-zero exit code, before anything is served. */
+class CliArgumentsTest
+{
+    @TempDir
+    Path dir;
+
+    private final StringWriter out = new StringWriter();
+    private final StringWriter err = new StringWriter();
+
+    private int run(final String... args)
+    {
+        final CommandLine commandLine = Understudy.commandLine();
+        commandLine.setOut(new PrintWriter(out, true));
+        commandLine.setErr(new PrintWriter(err, true));
+        return commandLine.execute(args);
+    }
+
+    @Test
+    void helpOnEveryCommandExitsZero()
+    {
+        assertEquals(0, run("--help"));
+        assertTrue(out.toString().contains("serve"), out.toString());
+        assertEquals(0, run("serve", "--help"));
+        assertTrue(out.toString().contains("--disk"), out.toString());
+        assertTrue(out.toString().contains("--read-only"), out.toString());
+    }
+
+    @Test
+    void versionIsPrinted()
+    {
+        assertEquals(0, run("--version"));
+        assertTrue(out.toString().startsWith("understudy "), out.toString());
+    }
+
+    @Test
+    void missingDiskIsAUsageError()
+    {
+        assertEquals(2, run("serve", "--socket", dir.resolve("s").toString()));
+        assertTrue(err.toString().contains("--disk"), err.toString());
+    }
+
+    @Test
+    void socketAndListenAreExclusive()
+    {
+        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--listen", "127.0.0.1:10809"));
+        assertTrue(err.toString().contains("mutually exclusive"), err.toString());
+    }
+
+    @Test
+    void anEndpointIsRequired()
+    {
+        assertEquals(2, run("serve", "--disk", "x.img"));
+        assertTrue(err.toString().contains("--socket") && err.toString().contains("--listen"), err.toString());
+    }
+
+    @Test
+    void badIoModeIsAUsageError()
+    {
+        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--io", "fast"));
+        assertTrue(err.toString().contains("--io must be auto, uring or threads"), err.toString());
+    }
+
+    @Test
+    void badSizeIsAUsageError()
+    {
+        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--create", "ten gigs"));
+        assertTrue(err.toString().contains("is not a size"), err.toString());
+        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--create", "0"));
+    }
+
+    @Test
+    void badListenAddressIsAUsageError()
+    {
+        assertEquals(2, run("serve", "--disk", "x.img", "--listen", "localhost"));
+        assertTrue(err.toString().contains("HOST:PORT"), err.toString());
+        assertEquals(2, run("serve", "--disk", "x.img", "--listen", "127.0.0.1:70000"));
+    }
+
+    @Test
+    void missingFileWithoutCreateFailsWithAHint()
+    {
+        final Path missing = dir.resolve("missing.img");
+        assertEquals(1, run("serve", "--disk", missing.toString(), "--socket", dir.resolve("s").toString()));
+        assertTrue(err.toString().contains("no such file") && err.toString().contains("--create"), err.toString());
+        assertFalse(Files.exists(missing));
+    }
+
+    @Test
+    void directoryIsRefused()
+    {
+        assertEquals(1, run("serve", "--disk", dir.toString(), "--socket", dir.resolve("s").toString()));
+        assertTrue(err.toString().contains(dir.toString()), err.toString());
+    }
+
+    @Test
+    void sizesParseWithBinarySuffixes()
+    {
+        assertEquals(4096L, ByteSize.parse("4096"));
+        assertEquals(512L << 10, ByteSize.parse("512K"));
+        assertEquals(64L << 20, ByteSize.parse("64MiB"));
+        assertEquals(10L << 30, ByteSize.parse("10G"));
+        assertEquals(1L << 40, ByteSize.parse("1t"));
+        assertThrows(CommandLine.TypeConversionException.class, () -> ByteSize.parse("12Q"));
+        assertThrows(CommandLine.TypeConversionException.class, () -> ByteSize.parse("99999999999T"));
+    }
+
+    @Test
+    void listenAddressDefaultsToLoopback()
+    {
+        assertEquals(new ListenAddress("127.0.0.1", 10809), ListenAddress.parse(":10809"));
+        assertEquals(new ListenAddress("::1", 10809), ListenAddress.parse("[::1]:10809"));
+        assertEquals(new ListenAddress("0.0.0.0", 0), ListenAddress.parse("0.0.0.0:0"));
+    }
+}
