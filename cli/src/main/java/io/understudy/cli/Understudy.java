@@ -18,8 +18,15 @@ public final class Understudy
     /** Exit code for a failure at run time (bad file, I/O error); picocli uses 2 for bad arguments. */
     public static final int EXIT_FAILURE = 1;
 
+    /** One line per record, with a timestamp: daemons' logs end up in journals and files, read by grep. */
+    private static final String LOG_FORMAT = "%1$tF %1$tT.%1$tL %4$s %3$s: %5$s%6$s%n";
+
     public static void main(final String[] args)
     {
+        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null)
+        {
+            System.setProperty("java.util.logging.SimpleFormatter.format", LOG_FORMAT);
+        }
         System.exit(commandLine().execute(args));
     }
 
