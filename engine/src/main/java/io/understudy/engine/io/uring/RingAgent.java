@@ -489,8 +489,9 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
         final IoCompletion completion = request.completion;
         final long cookie = request.cookie;
         request.clear();
-        // Recycle the slot before the callback so that a completion handler can resubmit at once.
+        // Recycle the slots before the callback so that a completion handler can resubmit at once.
         freeRequests.offer(request);
+        device.releaseSlot();
         try
         {
             completion.onComplete(cookie, result);

@@ -27,8 +27,13 @@ final class UringFileDevice implements BlockDevice
     private final RingAgent agent;
     private final PosixFile file;
     private final int queueDepth;
-    /** Requests accepted and not yet completed (completion callback returned). */
+    /** Requests accepted and not yet completed (completion callback returned); close() waits for 0. */
     private final AtomicInteger inFlight = new AtomicInteger();
+    /**
+     * Queue-depth slots taken: like the thread backend, a request gives its slot back just before its
+     * completion callback runs, so that the callback can submit the next request at once.
+     */
+    private final AtomicInteger slots = new AtomicInteger();
     private final Arena arena = Arena.ofShared();
     /** Errno capture for block-status queries, per calling thread. */
     private final ThreadLocal<LibC.ErrnoState> callerErrno;
@@ -51,6 +56,12 @@ final class UringFileDevice implements BlockDevice
     boolean isClosing()
     {
         return closing;
+    }
+
+    /** Called by the agent just before a request's completion callback. */
+    void releaseSlot()
+    {
+        slots.decrementAndGet();
     }
 
     /** Called by the agent after a request's completion callback returned. */
@@ -146,14 +157,16 @@ final class UringFileDevice implements BlockDevice
             fail(completion, cookie, invalid);
             return true;
         }
-        if (inFlight.get() > queueDepth)
+        if (slots.incrementAndGet() > queueDepth)
         {
+            slots.decrementAndGet();
             inFlight.decrementAndGet();
             return false;
         }
         if (!agent.enterSubmit())
         {
             agent.exitSubmit();
+            slots.decrementAndGet();
             fail(completion, cookie, -Errno.ESHUTDOWN);
             return true;
         }
@@ -161,6 +174,7 @@ final class UringFileDevice implements BlockDevice
         if (request == null)
         {
             agent.exitSubmit();
+            slots.decrementAndGet();
             inFlight.decrementAndGet();
             return false;
         }
