@@ -64,7 +64,6 @@ final class IoUring implements AutoCloseable
     private final int ringFd;
     private final int sqEntries;
     private final int cqEntries;
-    private final int features;
     private final MemorySegment sqRing;
     private final MemorySegment cqRing;
     private final MemorySegment sqes;
@@ -99,7 +98,6 @@ final class IoUring implements AutoCloseable
         ringFd = fd;
         sqEntries = params.get(JAVA_INT, 0);
         cqEntries = params.get(JAVA_INT, 4);
-        features = params.get(JAVA_INT, 20);
         sqHeadOffset = Integer.toUnsignedLong(params.get(JAVA_INT, 40));
         sqTailOffset = Integer.toUnsignedLong(params.get(JAVA_INT, 44));
         final long sqArrayOffset = Integer.toUnsignedLong(params.get(JAVA_INT, 64));
@@ -109,7 +107,7 @@ final class IoUring implements AutoCloseable
 
         final long sqRingSize = sqArrayOffset + 4L * sqEntries;
         final long cqRingSize = cqesOffset + (long)CompletionQueueEntry.SIZE * cqEntries;
-        final boolean singleMmap = (features & UringSyscalls.IORING_FEAT_SINGLE_MMAP) != 0;
+        final boolean singleMmap = (params.get(JAVA_INT, 20) & UringSyscalls.IORING_FEAT_SINGLE_MMAP) != 0;
         MemorySegment sq = MemorySegment.NULL;
         MemorySegment cq = MemorySegment.NULL;
         MemorySegment entriesMap = MemorySegment.NULL;
@@ -163,19 +161,9 @@ final class IoUring implements AutoCloseable
         return mapping;
     }
 
-    int sqEntries()
-    {
-        return sqEntries;
-    }
-
     int cqEntries()
     {
         return cqEntries;
-    }
-
-    int features()
-    {
-        return features;
     }
 
     /** @return free SQ slots: the kernel consumes published entries up to its head. */
@@ -204,14 +192,6 @@ final class IoUring implements AutoCloseable
     int toSubmit()
     {
         return toSubmit;
-    }
-
-    /** @return true if at least one CQE is waiting to be reaped. */
-    boolean hasCompletions()
-    {
-        final int head = (int)INT.get(cqRing, cqHeadOffset); // our own field: plain read
-        // Acquire: pairs with the kernel's release store of the tail after it wrote the CQEs.
-        return (int)INT.getAcquire(cqRing, cqTailOffset) != head;
     }
 
     /**

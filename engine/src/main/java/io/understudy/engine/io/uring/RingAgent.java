@@ -3,10 +3,10 @@ package io.understudy.engine.io.uring;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.io.IndexStack;
 import io.understudy.engine.io.posix.LibC;
 import io.understudy.engine.io.posix.Op;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 
 import java.lang.foreign.Arena;
@@ -75,7 +75,8 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
 
     private final IoUring ring;
     private final UringRequest[] requests;
-    private final ManyToManyConcurrentArrayQueue<UringRequest> freeRequests;
+    /** Free slots: a stack, so a preempted releaser never makes a submitter see a false "full". */
+    private final IndexStack freeRequests;
     private final ManyToOneConcurrentArrayQueue<UringRequest> submissions;
     /** Agent-only FIFO of requests waiting for SQ room for their next step. */
     private final UringRequest[] backlog;
@@ -106,13 +107,12 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
         one.set(JAVA_LONG, 0, 1L);
         final int slots = ring.cqEntries() - 1;
         this.requests = new UringRequest[slots];
-        this.freeRequests = new ManyToManyConcurrentArrayQueue<>(slots);
+        this.freeRequests = new IndexStack(slots);
         this.submissions = new ManyToOneConcurrentArrayQueue<>(slots);
         this.backlog = new UringRequest[slots];
         for (int i = 0; i < slots; i++)
         {
             requests[i] = new UringRequest(i);
-            freeRequests.offer(requests[i]);
         }
     }
 
@@ -155,7 +155,8 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
     /** @return a free slot, or null when every slot is in use (back-pressure). */
     UringRequest acquire()
     {
-        return freeRequests.poll();
+        final int slot = freeRequests.pop();
+        return slot == IndexStack.EMPTY ? null : requests[slot];
     }
 
     /** Queues a filled slot for the agent and wakes it if it sleeps. Never fails: the queue holds every slot. */
@@ -206,11 +207,13 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
     @Override
     public void onClose()
     {
-        // accepting is false: a submitter either saw that (and fails its own request) or is counted.
+        // accepting is false: a submitter either saw that (and fails its own request) or is counted. A slot
+        // is free, held by a counted submitter, queued, in the backlog or in the kernel: once none is in the
+        // last four places, every request has completed.
         while (true)
         {
             failQueued();
-            if (inKernel == 0 && activeSubmitters.get() == 0 && freeRequests.size() == requests.length)
+            if (inKernel == 0 && activeSubmitters.get() == 0 && submissions.isEmpty())
             {
                 break;
             }
@@ -490,7 +493,7 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
         final long cookie = request.cookie;
         request.clear();
         // Recycle the slots before the callback so that a completion handler can resubmit at once.
-        freeRequests.offer(request);
+        freeRequests.push(request.index);
         device.releaseSlot();
         try
         {
