@@ -81,6 +81,7 @@ public class BlockDeviceBenchmark
     public void setUp() throws IOException
     {
         path = Files.createTempFile(Path.of(dir), "understudy-bench", ".img");
+        path.toFile().deleteOnExit(); // also when a failed iteration skips the tear-down
         final long size = (long)fileMiB << 20;
         writeData(path, size);
         pool = new BufferPool(LARGE, MAX_DEPTH);

@@ -24,6 +24,10 @@ import java.nio.file.Path;
  * against {@code RLIMIT_MEMLOCK} for unprivileged users; when the kernel refuses (ENOMEM, EPERM, ...), the
  * engine falls back to plain reads and writes and says so in {@link #fixedBufferStatus()}.
  * <p>
+ * FUA writes carry {@code RWF_DSYNC} (one SQE, durable on completion like write + fdatasync); flush is
+ * FSYNC with {@code IORING_FSYNC_DATASYNC}; discard and write-zeroes run PosixFile's fallback chain as
+ * FALLOCATE steps on the ring (see {@link RingAgent}), so both backends answer alike.
+ * <p>
  * With {@code FileOptions.direct} the file is opened with O_DIRECT; this is where io_uring pays off
  * (measured about 4x the IOPS of queue depth 1 at depth 32 from one thread). Page-cache and tmpfs I/O gain
  * nothing from it on a small machine, see {@code IoEngines}.
