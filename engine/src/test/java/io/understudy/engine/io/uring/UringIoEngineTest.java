@@ -4,13 +4,17 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.BufferPool;
 import io.understudy.engine.io.FileOptions;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -179,6 +183,58 @@ class UringIoEngineTest
         {
             assertEquals("no fixed buffers", plain.fixedBufferStatus());
             assertEquals(UringRequest.NOT_FIXED, plain.fixedBufferIndex(4096, 4096));
+        }
+    }
+
+    /**
+     * As an unprivileged user (uid 65534, RLIMIT_MEMLOCK 8 MiB here) registering a 16 MiB slab fails with
+     * ENOMEM: the engine must say so and fall back to plain reads and writes that still work.
+     */
+    @Test
+    void fixedBuffersFallBackToPlainIoWhenRlimitMemlockRefusesThem() throws Exception
+    {
+        final boolean root = "root".equals(System.getProperty("user.name"));
+        Assumptions.assumeTrue(root && Files.isExecutable(Path.of("/usr/bin/setpriv")), "needs root and setpriv");
+        final Path shared = Files.createTempDirectory(Path.of("/tmp"), "understudy-memlock");
+        try
+        {
+            Files.setPosixFilePermissions(shared, PosixFilePermissions.fromString("rwxrwxrwx"));
+            final Path agrona = Path.of(org.agrona.concurrent.Agent.class.getProtectionDomain().getCodeSource()
+                .getLocation().toURI());
+            final Path agronaCopy = Files.copy(agrona, shared.resolve("agrona.jar"));
+            Files.setPosixFilePermissions(agronaCopy, PosixFilePermissions.fromString("rw-r--r--"));
+            final Path data = shared.resolve("data.img");
+            try (RandomAccessFile file = new RandomAccessFile(data.toFile(), "rw"))
+            {
+                file.setLength(1 << 20);
+            }
+            Files.setPosixFilePermissions(data, PosixFilePermissions.fromString("rw-rw-rw-"));
+            final String classes = Path.of(UringIoEngine.class.getProtectionDomain().getCodeSource().getLocation()
+                .toURI()).toString();
+            final String testClasses = Path.of(MemlockProbe.class.getProtectionDomain().getCodeSource().getLocation()
+                .toURI()).toString();
+            final String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            final Process process = new ProcessBuilder("/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                "--clear-groups", java, "--enable-native-access=ALL-UNNAMED",
+                "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED", "-Xshare:off",
+                "-cp", agronaCopy + ":" + classes + ":" + testClasses, MemlockProbe.class.getName(), data.toString())
+                .directory(shared.toFile()).redirectErrorStream(true).start();
+            final String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertEquals(0, process.waitFor(), output);
+            assertTrue(output.contains("fixed buffers refused (ENOMEM: RLIMIT_MEMLOCK too low), using plain READ/WRITE"),
+                output);
+            assertTrue(output.contains("round trip 4096 4096 5eed5eed"), output);
+        }
+        finally
+        {
+            try (var files = Files.list(shared))
+            {
+                for (final Path p : files.toList())
+                {
+                    Files.deleteIfExists(p);
+                }
+            }
+            Files.deleteIfExists(shared);
         }
     }
 
