@@ -2,16 +2,13 @@ package io.understudy.engine.io;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A fixed pool of equally sized, 4096-aligned off-heap buffers carved from one slab.
  * <p>
  * The slab is allocated once from a shared arena (closing a shared arena costs a thread handshake, so
  * never per I/O) and every slot's {@link MemorySegment} view is created up front: acquiring and releasing
- * a buffer allocates nothing. Free slots form a lock-free Treiber stack; the head packs a version counter
- * in its high 32 bits with the slot index in the low 32 bits so that a pop racing a pop-push pair (ABA)
- * fails its compare-and-set.
+ * a buffer allocates nothing. Free slots form a lock-free {@link IndexStack}.
  * <p>
  * Thread-safe. A slot must be released exactly once, by whoever holds it, after the last I/O on it has
  * completed.
@@ -20,15 +17,11 @@ public final class BufferPool implements AutoCloseable
 {
     /** Alignment of every buffer: enough for O_DIRECT on any block size up to 4 KiB. */
     public static final int ALIGNMENT = 4096;
-    private static final int EMPTY = -1;
-
     private final Arena arena;
     private final MemorySegment slab;
     private final MemorySegment[] buffers;
-    private final int[] next;
+    private final IndexStack free;
     private final int slotSize;
-    /** version (high 32 bits) | index of the top free slot (low 32 bits), EMPTY when none is free. */
-    private final AtomicLong head;
 
     /**
      * @param slotSize bytes per buffer, rounded up to a multiple of {@link #ALIGNMENT}.
@@ -44,13 +37,11 @@ public final class BufferPool implements AutoCloseable
         this.arena = Arena.ofShared();
         this.slab = arena.allocate((long)this.slotSize * slots, ALIGNMENT);
         this.buffers = new MemorySegment[slots];
-        this.next = new int[slots];
         for (int i = 0; i < slots; i++)
         {
             buffers[i] = slab.asSlice((long)i * this.slotSize, this.slotSize);
-            next[i] = i + 1 < slots ? i + 1 : EMPTY;
         }
-        this.head = new AtomicLong(0);
+        this.free = new IndexStack(slots);
     }
 
     public int slotSize()
@@ -72,40 +63,13 @@ public final class BufferPool implements AutoCloseable
     /** @return a free slot index, or -1 if every buffer is in use. */
     public int acquire()
     {
-        while (true)
-        {
-            final long current = head.get();
-            final int index = (int)current;
-            if (index == EMPTY)
-            {
-                return EMPTY;
-            }
-            // Reading next[index] may race with a push of this slot; the versioned CAS then fails and retries.
-            final long updated = nextVersion(current) | (next[index] & 0xFFFF_FFFFL);
-            if (head.compareAndSet(current, updated))
-            {
-                return index;
-            }
-        }
+        return free.pop();
     }
 
     /** Returns a slot acquired earlier. */
     public void release(final int index)
     {
-        if (index < 0 || index >= buffers.length)
-        {
-            throw new IllegalArgumentException("not a slot of this pool: " + index);
-        }
-        while (true)
-        {
-            final long current = head.get();
-            next[index] = (int)current;
-            // The CAS publishes the plain write of next[index] (volatile-write semantics).
-            if (head.compareAndSet(current, nextVersion(current) | (index & 0xFFFF_FFFFL)))
-            {
-                return;
-            }
-        }
+        free.push(index);
     }
 
     /** @return the buffer of a slot: the same object every time, so handing it out allocates nothing. */
@@ -119,11 +83,6 @@ public final class BufferPool implements AutoCloseable
     public void close()
     {
         arena.close();
-    }
-
-    private static long nextVersion(final long current)
-    {
-        return ((current >>> 32) + 1) << 32;
     }
 
     static long alignUp(final long value, final long alignment)

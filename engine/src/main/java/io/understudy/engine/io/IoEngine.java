@@ -21,6 +21,15 @@ public interface IoEngine extends AutoCloseable
      */
     BlockDevice open(Path path, FileOptions options) throws IOException;
 
+    /**
+     * Says which backend {@link #open} would use for this file and why, for logs and the CLI. Engines
+     * with a single backend just name it.
+     */
+    default String choice(final Path path, final FileOptions options)
+    {
+        return name();
+    }
+
     @Override
     void close();
 }

@@ -7,7 +7,7 @@ import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.posix.LibC;
 import io.understudy.engine.io.posix.Op;
 import io.understudy.engine.io.posix.PosixFile;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
+import io.understudy.engine.io.IndexStack;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -25,7 +25,9 @@ final class ThreadPoolFileDevice implements BlockDevice
 
     private final ThreadPoolIoEngine engine;
     private final PosixFile file;
-    private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
+    private final Request[] requests;
+    /** Free request slots: a stack, so a preempted releaser never makes a submitter see a false "full". */
+    private final IndexStack freeRequests;
     private final AtomicInteger inFlight = new AtomicInteger();
     /** Errno capture for inline execution and block-status queries, per calling thread. */
     private final ThreadLocal<LibC.ErrnoState> callerErrno;
@@ -35,11 +37,12 @@ final class ThreadPoolFileDevice implements BlockDevice
     {
         this.engine = engine;
         this.file = file;
-        this.freeRequests = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.requests = new Request[queueDepth];
         for (int i = 0; i < queueDepth; i++)
         {
-            freeRequests.offer(new Request());
+            requests[i] = new Request(i);
         }
+        this.freeRequests = new IndexStack(queueDepth);
         // Thread-local errno states live in this device's shared arena, freed on close.
         this.callerErrno = ThreadLocal.withInitial(() -> new LibC.ErrnoState(arena));
     }
@@ -138,12 +141,13 @@ final class ThreadPoolFileDevice implements BlockDevice
             }
             return true;
         }
-        final Request request = freeRequests.poll();
-        if (request == null)
+        final int slot = freeRequests.pop();
+        if (slot == IndexStack.EMPTY)
         {
             inFlight.decrementAndGet();
             return false;
         }
+        final Request request = requests[slot];
         request.set(op, offset, buffer, length, flags, completion, cookie);
         if (engine.isInline())
         {
@@ -153,7 +157,7 @@ final class ThreadPoolFileDevice implements BlockDevice
         if (!engine.dispatch(request))
         {
             request.clear();
-            freeRequests.offer(request);
+            freeRequests.push(slot);
             inFlight.decrementAndGet();
             return false;
         }
@@ -179,6 +183,7 @@ final class ThreadPoolFileDevice implements BlockDevice
     /** One reusable request slot. Fields are written by the submitter and published by the queue hand-over. */
     final class Request
     {
+        private final int index;
         private int op;
         private long offset;
         private MemorySegment buffer;
@@ -186,6 +191,11 @@ final class ThreadPoolFileDevice implements BlockDevice
         private int flags;
         private IoCompletion completion;
         private long cookie;
+
+        Request(final int index)
+        {
+            this.index = index;
+        }
 
         void set(
             final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
@@ -231,7 +241,7 @@ final class ThreadPoolFileDevice implements BlockDevice
             final long cookie = this.cookie;
             clear();
             // Recycle the slot before the callback so that a completion handler can resubmit at once.
-            freeRequests.offer(this);
+            freeRequests.push(index);
             try
             {
                 completion.onComplete(cookie, result);

@@ -87,6 +87,14 @@ public final class ThreadPoolIoEngine implements IoEngine
         {
             return false;
         }
+        if (!running)
+        {
+            // close() stopped the workers, which may have drained the queue before our offer: fail what is
+            // left ourselves. Both sides are volatile (offer's CAS, running), so either a worker's final drain
+            // sees our request or we see running == false; the queue hands each request to one poller only.
+            abortQueued();
+            return true;
+        }
         // Volatile reads after the queue's release-store: pairs with the worker's park protocol below.
         for (int i = 0; i < workers.length; i++)
         {
@@ -127,11 +135,16 @@ public final class ThreadPoolIoEngine implements IoEngine
                 parked.compareAndSet(index, 1, 0); // spurious wake-up: clear our own flag
             }
             // Requests still queued at shutdown complete with ESHUTDOWN so that nobody waits forever.
-            ThreadPoolFileDevice.Request request;
-            while ((request = queue.poll()) != null)
-            {
-                request.abort();
-            }
+            abortQueued();
+        }
+    }
+
+    private void abortQueued()
+    {
+        ThreadPoolFileDevice.Request request;
+        while ((request = queue.poll()) != null)
+        {
+            request.abort();
         }
     }
 
