@@ -12,7 +12,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -57,8 +56,8 @@ import java.util.concurrent.locks.LockSupport;
  * <b>Asynchrony.</b> Each accepted request takes one of {@code queueDepth} preallocated slots (with a scratch
  * cluster buffer) and runs as a small state machine, one sub-request at a time, resumed by the sub-request's
  * completion on whatever thread delivers it; no thread ever waits. A request that must wait (for a busy or
- * releasing cluster, or because a device below pushed back) parks itself on a wait queue that every
- * completion here drains; if the devices below are saturated by others, the owner's duty cycle must call
+ * releasing cluster, or because a device below pushed back) parks itself ({@link Waiters}) until a
+ * completion here resumes it; if the devices below are saturated by others, the owner's duty cycle must call
  * {@link #doWork()} to retry. Splitting a request over layers slices the caller's buffer, which allocates a
  * segment view; a request served by one layer allocates nothing.
  * <p>
@@ -108,12 +107,8 @@ public final class OverlayDevice implements BlockDevice
     private final AtomicBitmap releasing;
     private final Arena arena = Arena.ofShared();
     private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
-    private final ManyToManyConcurrentArrayQueue<Request> waiting;
+    private final Waiters<Request> waiting;
     private final AtomicInteger inFlight = new AtomicInteger();
-    /** Incremented whenever something a waiting request may wait for changed (see {@link Request#block}). */
-    private final AtomicLong wakeups = new AtomicLong();
-    /** Work-in-progress counter of the wait-queue drain: only one thread drains, others leave it a note. */
-    private final AtomicInteger drainers = new AtomicInteger();
     private final Releaser releaser = new Releaser();
     private volatile boolean closed;
 
@@ -150,7 +145,7 @@ public final class OverlayDevice implements BlockDevice
         this.busy = new AtomicBitmap(clusterCount);
         this.releasing = new AtomicBitmap(clusterCount);
         this.freeRequests = new ManyToManyConcurrentArrayQueue<>(queueDepth);
-        this.waiting = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.waiting = new Waiters<>(queueDepth);
         final MemorySegment scratch = arena.allocate((long)clusterSize * queueDepth, 4096);
         for (int i = 0; i < queueDepth; i++)
         {
@@ -366,7 +361,7 @@ public final class OverlayDevice implements BlockDevice
     public int doWork()
     {
         releaser.kick();
-        return drainWaiting();
+        return waiting.drain();
     }
 
     /** Completes in-flight requests, waits for the background release, then closes storage and bitmaps. */
@@ -427,45 +422,11 @@ public final class OverlayDevice implements BlockDevice
 
     private void signal()
     {
-        wakeups.incrementAndGet();
-        if (!waiting.isEmpty())
-        {
-            drainWaiting();
-        }
-    }
-
-    private int drainWaiting()
-    {
-        // Only one thread drains at a time; a signal arriving meanwhile makes it go round once more, so no
-        // wake-up is lost and a waiting request is never resumed by two threads at once.
-        if (drainers.getAndIncrement() != 0)
-        {
-            return 0;
-        }
-        int retried = 0;
-        int missed = 1;
-        while (true)
-        {
-            for (int i = waiting.size(); i > 0; i--)
-            {
-                final Request request = waiting.poll();
-                if (request == null)
-                {
-                    break;
-                }
-                retried++;
-                request.run();
-            }
-            missed = drainers.addAndGet(-missed);
-            if (missed == 0)
-            {
-                return retried;
-            }
-        }
+        waiting.signal();
     }
 
     /** One request slot: a state machine that issues one sub-request at a time. */
-    private final class Request implements IoCompletion
+    private final class Request implements IoCompletion, Runnable
     {
         private final MemorySegment scratch;
         /** Hand-over between the submitting thread and a completion that may arrive before submit returns. */
@@ -513,7 +474,8 @@ public final class OverlayDevice implements BlockDevice
         }
 
         /** Drives the state machine until it waits for a completion, blocks, or finishes. */
-        void run()
+        @Override
+        public void run()
         {
             while (true)
             {
@@ -522,7 +484,7 @@ public final class OverlayDevice implements BlockDevice
                     finish();
                     return;
                 }
-                final long observedWakeups = wakeups.get();
+                final long observedWakeups = waiting.observe();
                 final int step = step();
                 if (step == STEP_ASYNC)
                 {
@@ -530,7 +492,7 @@ public final class OverlayDevice implements BlockDevice
                 }
                 if (step == STEP_BLOCKED)
                 {
-                    block(observedWakeups);
+                    waiting.park(this, observedWakeups);
                     return;
                 }
             }
@@ -547,17 +509,6 @@ public final class OverlayDevice implements BlockDevice
             completed();
             run();
             signal();
-        }
-
-        private void block(final long observedWakeups)
-        {
-            waiting.offer(this);
-            // Whatever we waited for may have been released between our check and the offer; its releaser then
-            // drained before we were queued. The counter tells us, and we drain ourselves.
-            if (wakeups.get() != observedWakeups)
-            {
-                drainWaiting();
-            }
         }
 
         /** Plans (if needed) and submits the next sub-request. */
