@@ -7,13 +7,14 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Test decorator: starts each read after a random delay (up to {@code maxDelayMicros}) on a timer thread, as a
+ * Test decorator: starts each read after a random delay (in {@code [minDelayMicros, maxDelayMicros]}) on a timer thread, as a
  * busy disk or a reordering queue would, which widens the window between a reader's decision and its access.
  * Everything else goes straight through.
  */
 public final class DelayedReadDevice implements BlockDevice
 {
     private final BlockDevice device;
+    private final int minDelayMicros;
     private final int maxDelayMicros;
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r ->
     {
@@ -24,7 +25,13 @@ public final class DelayedReadDevice implements BlockDevice
 
     public DelayedReadDevice(final BlockDevice device, final int maxDelayMicros)
     {
+        this(device, 0, maxDelayMicros);
+    }
+
+    public DelayedReadDevice(final BlockDevice device, final int minDelayMicros, final int maxDelayMicros)
+    {
         this.device = device;
+        this.minDelayMicros = minDelayMicros;
         this.maxDelayMicros = maxDelayMicros;
     }
 
@@ -68,7 +75,7 @@ public final class DelayedReadDevice implements BlockDevice
             {
                 Thread.yield();
             }
-        }, ThreadLocalRandom.current().nextInt(maxDelayMicros + 1), TimeUnit.MICROSECONDS);
+        }, ThreadLocalRandom.current().nextInt(minDelayMicros, maxDelayMicros + 1), TimeUnit.MICROSECONDS);
         return true;
     }
 
