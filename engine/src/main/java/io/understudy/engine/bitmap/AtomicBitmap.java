@@ -306,6 +306,14 @@ public final class AtomicBitmap implements AutoCloseable
 
     private void take(final int level, final long index, final AtomicBitmap sink)
     {
+        if (level == 0 && sink == null)
+        {
+            // A release store is enough for a bit word: our take of its summary happens-before it, and a
+            // setter whose atomic update comes after it in the word's modification order synchronises with
+            // it, so that setter's later read of the summary sees the take and sets the summary again.
+            WORD.setRelease(words, address(0, index), 0L);
+            return;
+        }
         // Take the whole word atomically before descending: a setter that sets a bit below after this point
         // also sets this summary bit again (see the class comment).
         final long taken = (long)WORD.getAndSet(words, address(level, index), 0L);

@@ -693,7 +693,8 @@ public final class OverlayDevice implements BlockDevice
 
         private MemorySegment slice(final long start, final int length)
         {
-            return start == offset && length == buffer.byteSize() ? buffer : buffer.asSlice(start - offset, length);
+            // The sub-request carries its length, so the caller's buffer serves as-is when the offsets agree.
+            return start == offset ? buffer : buffer.asSlice(start - offset, length);
         }
 
         private MemorySegment source(final long start, final int length)
