@@ -75,6 +75,7 @@ public final class CowFilter implements BlockDevice
     private static final int IO_FORWARD = 3;
     private static final int IO_FLUSH_TARGET = 4;
     private static final int IO_FLUSH_BELOW = 5;
+    private static final int IO_FUA_FLUSH_TARGET = 6;
 
     private static final int STEP_CONTINUE = 0;
     private static final int STEP_ASYNC = 1;
@@ -427,6 +428,8 @@ public final class CowFilter implements BlockDevice
         private long heldTo;
         private int result;
         private boolean forwarded;
+        /** A FUA write that copied something flushes the target first: originals are durable before the data. */
+        private boolean targetFlushPending;
         private int ioResult;
 
         Request(final MemorySegment scratch)
@@ -447,6 +450,7 @@ public final class CowFilter implements BlockDevice
             this.cookie = cookie;
             this.result = 0;
             this.forwarded = false;
+            this.targetFlushPending = false;
             this.io = IO_NONE;
             if (op == OP_FLUSH || length == 0)
             {
@@ -532,7 +536,7 @@ public final class CowFilter implements BlockDevice
             }
             if (cluster > lastCluster)
             {
-                io = op == OP_FLUSH ? IO_FLUSH_TARGET : IO_FORWARD;
+                io = op == OP_FLUSH ? IO_FLUSH_TARGET : targetFlushPending ? IO_FUA_FLUSH_TARGET : IO_FORWARD;
                 return STEP_ASYNC;
             }
             if (!busy.testAndSet(cluster))
@@ -577,7 +581,7 @@ public final class CowFilter implements BlockDevice
                     case OP_WRITE_ZEROES -> below.writeZeroes(offset, length, flags, this, 0);
                     default -> below.discard(offset, length, this, 0);
                 };
-                case IO_FLUSH_TARGET -> target.flush(this, 0);
+                case IO_FLUSH_TARGET, IO_FUA_FLUSH_TARGET -> target.flush(this, 0);
                 case IO_FLUSH_BELOW -> below.flush(this, 0);
                 default -> throw new IllegalStateException("no sub-request planned: " + io);
             };
@@ -607,8 +611,10 @@ public final class CowFilter implements BlockDevice
                     copied.setRange(heldFrom, heldTo);
                     copies.addAndGet(heldTo - heldFrom);
                     cluster = heldTo;
+                    targetFlushPending = (flags & FLAG_FUA) != 0;
                     releaseHeld();
                 }
+                case IO_FUA_FLUSH_TARGET -> targetFlushPending = false;
                 case IO_FLUSH_TARGET -> io = IO_FLUSH_BELOW;
                 case IO_FORWARD, IO_FLUSH_BELOW ->
                 {

@@ -1,6 +1,7 @@
 package io.understudy.engine.overlay;
 
 import io.understudy.engine.device.IoCompletion;
+import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,18 +15,24 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  *   disk offsets  [0 ........ chunk) [chunk ..... 2 chunk) [2 chunk ... 3 chunk) ...
  *   chunk table   |  segment or null |  null (reads zero)  |  segment            | ...
  * </pre>
- * Each chunk has its own shared arena so that it can be freed alone. Freeing a chunk that another thread is
- * still reading would fail that access (the arena is closed, never unmapped under it); the overlay never
- * does it, because it releases only clusters nobody can reach any more.
+ * Each chunk has its own shared arena so that it can be freed alone. Closing a shared arena costs a handshake
+ * with every thread (tens of microseconds, milliseconds under load), and checkpoints release and re-allocate
+ * chunks all the time, so released chunks are first kept on a bounded spare list and reused; only chunks
+ * beyond it are freed. Freeing a chunk that another thread is still reading would fail that access (the
+ * arena is closed, never unmapped under it); the overlay never does it, because it releases only clusters
+ * nobody can reach any more.
  */
 public final class MemoryOverlayStorage implements OverlayStorage
 {
     /** Default chunk: as large as the largest cluster, small enough to follow the dirty part. */
     public static final int DEFAULT_CHUNK_SIZE = 1 << 20;
+    /** Default number of released chunks kept for reuse. */
+    public static final int DEFAULT_SPARE_CHUNKS = 64;
 
     private final long size;
     private final int chunkShift;
     private final AtomicReferenceArray<Chunk> chunks;
+    private final ManyToManyConcurrentArrayQueue<Chunk> spares;
 
     public MemoryOverlayStorage(final long size)
     {
@@ -33,6 +40,16 @@ public final class MemoryOverlayStorage implements OverlayStorage
     }
 
     public MemoryOverlayStorage(final long size, final int chunkSize)
+    {
+        this(size, chunkSize, DEFAULT_SPARE_CHUNKS);
+    }
+
+    /**
+     * @param size        addressable bytes.
+     * @param chunkSize   allocation unit, a power of two >= 4096.
+     * @param spareChunks released chunks kept for reuse instead of being freed.
+     */
+    public MemoryOverlayStorage(final long size, final int chunkSize, final int spareChunks)
     {
         if (size <= 0 || Integer.bitCount(chunkSize) != 1 || chunkSize < 4096)
         {
@@ -47,6 +64,7 @@ public final class MemoryOverlayStorage implements OverlayStorage
             throw new IllegalArgumentException("too many chunks for " + size + " bytes: use larger chunks");
         }
         this.chunks = new AtomicReferenceArray<>((int)count);
+        this.spares = new ManyToManyConcurrentArrayQueue<>(Math.max(1, spareChunks));
     }
 
     @Override
@@ -61,7 +79,7 @@ public final class MemoryOverlayStorage implements OverlayStorage
         return 1;
     }
 
-    /** @return bytes of memory currently allocated. */
+    /** @return bytes of memory holding clusters now (spare chunks not counted). */
     public long allocatedBytes()
     {
         long total = 0;
@@ -129,7 +147,7 @@ public final class MemoryOverlayStorage implements OverlayStorage
             if (n == 1L << chunkShift)
             {
                 final Chunk chunk = chunks.getAndSet(index, null);
-                if (chunk != null)
+                if (chunk != null && !spares.offer(chunk))
                 {
                     chunk.arena.close();
                 }
@@ -159,6 +177,11 @@ public final class MemoryOverlayStorage implements OverlayStorage
                 chunk.arena.close();
             }
         }
+        Chunk spare;
+        while ((spare = spares.poll()) != null)
+        {
+            spare.arena.close();
+        }
     }
 
     private Chunk chunk(final int index)
@@ -168,15 +191,21 @@ public final class MemoryOverlayStorage implements OverlayStorage
         {
             return existing;
         }
-        final long chunkSize = Math.min(1L << chunkShift, size - ((long)index << chunkShift));
-        final Arena arena = Arena.ofShared();
-        final Chunk created = new Chunk(arena, arena.allocate(chunkSize, 4096));
-        // Two first writers into one chunk: the loser frees its copy and uses the winner's.
+        Chunk created = spares.poll();
+        if (created == null)
+        {
+            final Arena arena = Arena.ofShared();
+            created = new Chunk(arena, arena.allocate(1L << chunkShift, 4096));
+        }
+        // Two first writers into one chunk: the loser keeps its copy as a spare and uses the winner's.
         if (chunks.compareAndSet(index, null, created))
         {
             return created;
         }
-        arena.close();
+        if (!spares.offer(created))
+        {
+            created.arena.close();
+        }
         return chunks.get(index);
     }
 

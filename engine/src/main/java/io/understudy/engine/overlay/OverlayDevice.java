@@ -229,7 +229,7 @@ public final class OverlayDevice implements BlockDevice
     public boolean read(
         final long offset, final MemorySegment buffer, final int length, final IoCompletion completion, final long cookie)
     {
-        return submit(OP_READ, offset, buffer, length, completion, cookie);
+        return submit(OP_READ, offset, buffer, length, 0, completion, cookie);
     }
 
     @Override
@@ -237,13 +237,13 @@ public final class OverlayDevice implements BlockDevice
         final long offset, final MemorySegment buffer, final int length, final int flags, final IoCompletion completion,
         final long cookie)
     {
-        return submit(OP_WRITE, offset, buffer, length, completion, cookie);
+        return submit(OP_WRITE, offset, buffer, length, flags, completion, cookie);
     }
 
     @Override
     public boolean flush(final IoCompletion completion, final long cookie)
     {
-        return submit(OP_FLUSH, 0, null, 0, completion, cookie);
+        return submit(OP_FLUSH, 0, null, 0, 0, completion, cookie);
     }
 
     @Override
@@ -270,7 +270,7 @@ public final class OverlayDevice implements BlockDevice
             completion.onComplete(cookie, -Errno.ENOTSUP);
             return true;
         }
-        return submit(OP_WRITE_ZEROES, offset, null, length, completion, cookie);
+        return submit(OP_WRITE_ZEROES, offset, null, length, flags, completion, cookie);
     }
 
     /**
@@ -386,8 +386,8 @@ public final class OverlayDevice implements BlockDevice
     }
 
     private boolean submit(
-        final int op, final long offset, final MemorySegment buffer, final long length, final IoCompletion completion,
-        final long cookie)
+        final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
+        final IoCompletion completion, final long cookie)
     {
         // Counted before the closed check, as in the file devices: close() sets closed, then waits for this.
         inFlight.incrementAndGet();
@@ -416,7 +416,7 @@ public final class OverlayDevice implements BlockDevice
             inFlight.decrementAndGet();
             return false;
         }
-        request.start(op, offset, buffer, length, completion, cookie);
+        request.start(op, offset, buffer, length, flags, completion, cookie);
         return true;
     }
 
@@ -441,6 +441,7 @@ public final class OverlayDevice implements BlockDevice
 
         private long position;
         private int result;
+        private boolean flushPending;
         private int io;
         private long ioStart;
         private long ioEnd;
@@ -456,12 +457,14 @@ public final class OverlayDevice implements BlockDevice
         }
 
         void start(
-            final int op, final long offset, final MemorySegment buffer, final long length,
+            final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
             final IoCompletion completion, final long cookie)
         {
             this.op = op;
+            // FUA: the data must be on stable storage at completion, so the write ends with a storage flush.
+            this.flushPending = op == OP_FLUSH || (flags & FLAG_FUA) != 0;
             this.offset = offset;
-            this.end = op == OP_FLUSH ? 1 : offset + length;
+            this.end = op == OP_FLUSH ? 0 : offset + length;
             this.position = op == OP_FLUSH ? 0 : offset;
             this.buffer = buffer;
             this.completion = completion;
@@ -479,7 +482,7 @@ public final class OverlayDevice implements BlockDevice
         {
             while (true)
             {
-                if (io == IO_NONE && (result < 0 || position >= end))
+                if (io == IO_NONE && (result < 0 || (position >= end && !flushPending)))
                 {
                     finish();
                     return;
@@ -540,7 +543,7 @@ public final class OverlayDevice implements BlockDevice
         /** Chooses the next sub-request for {@code position}. @return STEP_ASYNC when one was chosen. */
         private int plan()
         {
-            if (op == OP_FLUSH)
+            if (position >= end)
             {
                 return choose(IO_FLUSH, 0, 0);
             }
@@ -675,7 +678,11 @@ public final class OverlayDevice implements BlockDevice
                     }
                     releaseHeld();
                 }
-                case IO_FLUSH -> position = 1;
+                case IO_FLUSH ->
+                {
+                    flushPending = false;
+                    position = end;
+                }
                 default -> throw new IllegalStateException("unexpected completion of " + completedIo);
             }
         }

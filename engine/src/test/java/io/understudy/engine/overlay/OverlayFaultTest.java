@@ -76,6 +76,41 @@ class OverlayFaultTest
     }
 
     @Test
+    void fuaWriteFlushesTheStorageBeforeCompleting() throws Exception
+    {
+        try (IoEngine engine = new ThreadPoolIoEngine(0);
+            Arena arena = Arena.ofShared())
+        {
+            final MemorySegment buffer = arena.allocate(SIZE, 4096);
+            disk(0x11);
+            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final Path storagePath = dir.resolve("storage");
+            try (RandomAccessFile raf = new RandomAccessFile(storagePath.toFile(), "rw"))
+            {
+                raf.setLength(SIZE);
+            }
+            final FaultInjectingDevice storageFile = new FaultInjectingDevice(
+                engine.open(storagePath, FileOptions.readWrite()));
+            try (OverlayDevice overlay = new OverlayDevice(disk, new FileOverlayStorage(storageFile), CLUSTER))
+            {
+                assertEquals(10, SyncIo.write(overlay, 5, buffer, filled(10, 0x22)));
+                assertEquals(0, storageFile.count(Kind.FLUSH));
+                assertEquals(10, SyncIo.run((c, k) -> overlay.write(5, buffer, 10, BlockDevice.FLAG_FUA, c, k)));
+                assertEquals(1, storageFile.count(Kind.FLUSH));
+                storageFile.failNth(Kind.FLUSH, 1, Errno.EIO);
+                assertEquals(-Errno.EIO, SyncIo.run((c, k) -> overlay.write(5, buffer, 10, BlockDevice.FLAG_FUA, c, k)));
+                assertEquals(0, SyncIo.run(overlay::flush));
+                storageFile.failNth(Kind.FLUSH, 1, Errno.EIO);
+                assertEquals(-Errno.EIO, SyncIo.run(overlay::flush));
+            }
+            finally
+            {
+                disk.close();
+            }
+        }
+    }
+
+    @Test
     void makeEmptyRefusesWhileARequestIsInFlight() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);

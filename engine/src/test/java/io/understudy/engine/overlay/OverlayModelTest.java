@@ -32,6 +32,8 @@ class OverlayModelTest
     private static final int DISK_SIZE = (4 << 20) + 12 * 1024; // last clusters partial for 16/64 KiB
     private static final int MAX_IO = 200 * 1024;
     private static final int STEPS = 1500;
+    /** Every cluster size is a multiple of this, so a layer's choice is constant within such a block. */
+    private static final int BLOCK = 4096;
 
     @TempDir
     Path dir;
@@ -204,21 +206,27 @@ class OverlayModelTest
             return (DISK_SIZE + clusterSize[level] - 1) / clusterSize[level];
         }
 
-        byte at(final int level, final int x)
+        /** @return the level whose data is visible at {@code x} through {@code level} (constant per 4 KiB). */
+        int source(final int level, final int x)
         {
-            if (level == 2 || allocated[level].get(x / clusterSize[level]))
+            int l = level;
+            while (l < 2 && !allocated[l].get(x / clusterSize[l]))
             {
-                return data[level][x];
+                l++;
             }
-            return at(level + 1, x);
+            return l;
         }
 
         byte[] view(final int level, final int offset, final int length)
         {
             final byte[] out = new byte[length];
-            for (int i = 0; i < length; i++)
+            int i = 0;
+            while (i < length)
             {
-                out[i] = at(level, offset + i);
+                final int x = offset + i;
+                final int n = Math.min(length - i, BLOCK - (x % BLOCK));
+                System.arraycopy(data[source(level, x)], x, out, i, n);
+                i += n;
             }
             return out;
         }
@@ -235,10 +243,7 @@ class OverlayModelTest
                         // copy-up: the cluster takes the content visible below it
                         final int start = c * size;
                         final int end = Math.min(DISK_SIZE, start + size);
-                        for (int x = start; x < end; x++)
-                        {
-                            data[level][x] = at(level + 1, x);
-                        }
+                        System.arraycopy(view(level + 1, start, end - start), 0, data[level], start, end - start);
                         allocated[level].set(c);
                     }
                 }
@@ -255,9 +260,9 @@ class OverlayModelTest
         long heldBytes()
         {
             long bytes = 0;
-            for (int x = 0; x < DISK_SIZE; x++)
+            for (int x = 0; x < DISK_SIZE; x += BLOCK)
             {
-                bytes += held(x) ? 1 : 0;
+                bytes += held(x) ? Math.min(BLOCK, DISK_SIZE - x) : 0;
             }
             return bytes;
         }
@@ -270,11 +275,11 @@ class OverlayModelTest
         void commit()
         {
             final byte[] top = view(0, 0, DISK_SIZE);
-            for (int x = 0; x < DISK_SIZE; x++)
+            for (int x = 0; x < DISK_SIZE; x += BLOCK)
             {
                 if (held(x))
                 {
-                    data[2][x] = top[x];
+                    System.arraycopy(top, x, data[2], x, Math.min(BLOCK, DISK_SIZE - x));
                 }
             }
         }
