@@ -44,6 +44,11 @@ import java.util.concurrent.locks.LockSupport;
  * cluster stays eligible for copying. Runs of the same request copied before the failure stay copied: they
  * hold true originals. Failures are counted ({@link #copyFailures()}).
  * <p>
+ * <b>Durability.</b> {@link #flush} flushes the target, then the device below, so originals are durable no
+ * later than the data that replaced them; a FUA write that copied something flushes the target before it
+ * is forwarded. (Without a flush, write-back of the device below may still overtake the target's: crash
+ * consistency of a persistent target needs the flush discipline of the replication layer.)
+ * <p>
  * <b>Epochs.</b> {@link #newEpoch} closes a gate for new write-type requests (they see back-pressure), waits
  * with a deadline until none is in flight, then empties the target and clears {@code copied}, and opens the
  * gate: no write can fall between the reset of the COW bitmap and the emptying of the target. Reads and

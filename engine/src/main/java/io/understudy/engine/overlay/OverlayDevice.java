@@ -53,12 +53,15 @@ import java.util.concurrent.locks.LockSupport;
  * being released wait for it. It requires the device to be quiescent (no request in flight): reads in flight
  * could otherwise be served from storage being freed.
  * <p>
+ * <b>Durability.</b> A write with {@link #FLAG_FUA} ends with a storage flush; {@link #flush} flushes the
+ * storage only (the backing is never written outside a commit, which flushes it itself).
+ * <p>
  * <b>Asynchrony.</b> Each accepted request takes one of {@code queueDepth} preallocated slots (with a scratch
  * cluster buffer) and runs as a small state machine, one sub-request at a time, resumed by the sub-request's
  * completion on whatever thread delivers it; no thread ever waits. A request that must wait (for a busy or
  * releasing cluster, or because a device below pushed back) parks itself ({@link Waiters}) until a
- * completion here resumes it; if the devices below are saturated by others, the owner's duty cycle must call
- * {@link #doWork()} to retry. Splitting a request over layers slices the caller's buffer, which allocates a
+ * completion here resumes it; if the devices below are saturated by others while nothing of ours is in
+ * flight, only the owner's duty cycle calling {@link #doWork()} retries it. Splitting a request over layers slices the caller's buffer, which allocates a
  * segment view; a request served by one layer allocates nothing.
  * <p>
  * The overlay owns its storage (closed with it), not its backing.
@@ -422,6 +425,10 @@ public final class OverlayDevice implements BlockDevice
 
     private void signal()
     {
+        if (releaser.stalled)
+        {
+            releaser.kick();
+        }
         waiting.signal();
     }
 
@@ -731,6 +738,8 @@ public final class OverlayDevice implements BlockDevice
     private final class Releaser implements IoCompletion
     {
         private final AtomicBoolean active = new AtomicBoolean();
+        /** The storage pushed back: retried at the next completion here or {@link #doWork()}. */
+        private volatile boolean stalled;
         private final AtomicInteger guard = new AtomicInteger();
         private long from;
         private long to;
@@ -739,6 +748,7 @@ public final class OverlayDevice implements BlockDevice
         {
             if (!releasing.isEmpty() && active.compareAndSet(false, true))
             {
+                stalled = false;
                 run();
             }
         }
@@ -766,7 +776,8 @@ public final class OverlayDevice implements BlockDevice
                 if (!storage.release(start, Math.min(size, to << clusterShift) - start, this, 0))
                 {
                     guard.set(GUARD_IDLE);
-                    active.set(false); // retried by the next doWork()
+                    stalled = true;
+                    active.set(false);
                     return;
                 }
                 if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_AWAITING))

@@ -172,6 +172,26 @@ class CowFaultTest
     }
 
     @Test
+    void fuaWriteFlushesTheTargetBeforeForwardingWhenItCopied()
+    {
+        final FaultInjectingDevice target = new FaultInjectingDevice(h);
+        final FaultInjectingDevice below = new FaultInjectingDevice(s);
+        try (CowFilter cow = new CowFilter(below, target, h::makeEmpty, CLUSTER))
+        {
+            assertEquals(4096, SyncIo.run((c, k) -> cow.write(0, buffer, 4096, BlockDevice.FLAG_FUA, c, k)));
+            assertEquals(1, target.count(Kind.FLUSH));
+            assertEquals(4096, SyncIo.run((c, k) -> cow.write(0, buffer, 4096, BlockDevice.FLAG_FUA, c, k)));
+            assertEquals(1, target.count(Kind.FLUSH), "nothing copied, nothing to flush");
+            assertEquals(0, SyncIo.run(cow::flush));
+            assertEquals(2, target.count(Kind.FLUSH));
+            assertEquals(1, below.count(Kind.FLUSH));
+            target.failNth(Kind.FLUSH, 1, Errno.EIO);
+            assertEquals(-Errno.EIO, SyncIo.run(cow::flush));
+            assertEquals(1, below.count(Kind.FLUSH), "below not flushed after the target failed");
+        }
+    }
+
+    @Test
     void failedTargetResetKeepsTheEpoch()
     {
         try (CowFilter cow = new CowFilter(s, h, (c, k) ->
