@@ -565,17 +565,18 @@ public final class OverlayDevice implements BlockDevice
                 final long next = nextAllocated(position);
                 return choose(IO_READ_BACKING, position, next < 0 ? end : Math.min(end, next));
             }
-            if (!busy.testAndSet(cluster))
+            // Releasing bits only clear while we are in flight (make-empty needs a quiescent device), so a
+            // cluster not releasing now stays so; allocated and releasing are never both set.
+            if (releasing.get(cluster) || !busy.testAndSet(cluster))
             {
-                return STEP_BLOCKED; // another request is making this cluster allocated
+                return STEP_BLOCKED; // wait for the release, or for the request making it allocated
             }
-            // Re-check under ownership: the previous owner may have just allocated it, or make-empty may have
-            // left it releasing (allocated and releasing are never both set: writes wait for releasing).
-            if (allocated.get(cluster) || releasing.get(cluster))
+            // Re-check under ownership: the previous owner may have just allocated it.
+            if (allocated.get(cluster))
             {
                 busy.testAndClear(cluster);
                 signal();
-                return releasing.get(cluster) ? STEP_BLOCKED : STEP_CONTINUE;
+                return STEP_CONTINUE;
             }
             final long clusterStart = cluster << clusterShift;
             final long clusterEnd = Math.min(size, clusterStart + clusterSize);
@@ -586,9 +587,9 @@ public final class OverlayDevice implements BlockDevice
                 long next = cluster + 1;
                 while (next < clusterCount && Math.min(size, (next + 1) << clusterShift) <= end &&
                     ((next + 1) << clusterShift) - position <= maxRun() && !allocated.get(next) &&
-                    busy.testAndSet(next))
+                    !releasing.get(next) && busy.testAndSet(next))
                 {
-                    if (allocated.get(next) || releasing.get(next))
+                    if (allocated.get(next))
                     {
                         busy.testAndClear(next);
                         signal();

@@ -10,6 +10,7 @@ import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.UUID;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -84,9 +85,9 @@ class BitmapFileTest
         corrupt(path, good, BitmapFile.EPOCH_OFFSET, (byte)1);
         assertReason(Reason.BAD_CHECKSUM, path, CLUSTER, DISK, GENERATION);
 
-        Files.write(path, java.util.Arrays.copyOf(good, good.length - 8));
+        Files.write(path, Arrays.copyOf(good, good.length - 8));
         assertReason(Reason.TRUNCATED, path, CLUSTER, DISK, GENERATION);
-        Files.write(path, java.util.Arrays.copyOf(good, 100));
+        Files.write(path, Arrays.copyOf(good, 100));
         assertReason(Reason.TRUNCATED, path, CLUSTER, DISK, GENERATION);
 
         Files.write(path, good);

@@ -9,6 +9,7 @@ import io.understudy.engine.overlay.FileOverlayStorage;
 import io.understudy.engine.overlay.MemoryOverlayStorage;
 import io.understudy.engine.overlay.OverlayCommit;
 import io.understudy.engine.overlay.OverlayDevice;
+import io.understudy.engine.overlay.OverlayStorage;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -18,6 +19,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -94,7 +96,7 @@ class CowModelTest
                     else if (choice < 40)
                     {
                         assertEquals(0, SyncIo.run((c, k) -> cow.writeZeroes(offset, length, 0, c, k)), where);
-                        java.util.Arrays.fill(disk, offset, offset + length, (byte)0);
+                        Arrays.fill(disk, offset, offset + length, (byte)0);
                         cowTouched.set(offset / cowCluster, (offset + length - 1) / cowCluster + 1);
                     }
                     else if (choice < 60)
@@ -124,7 +126,7 @@ class CowModelTest
                     }
                     else if (choice < 92)
                     {
-                        assertArrayEquals(java.util.Arrays.copyOfRange(disk, offset, offset + length),
+                        assertArrayEquals(Arrays.copyOfRange(disk, offset, offset + length),
                             SyncIo.read(cow, offset, buffer, length), where + " S");
                     }
                     else if (choice < 98)
@@ -152,7 +154,7 @@ class CowModelTest
                         for (int x = 0; x < DISK_SIZE; x += MAX_IO)
                         {
                             final int n = Math.min(MAX_IO, DISK_SIZE - x);
-                            assertArrayEquals(java.util.Arrays.copyOfRange(disk, x, x + n),
+                            assertArrayEquals(Arrays.copyOfRange(disk, x, x + n),
                                 SyncIo.read(s, x, buffer, n), where + " S after commit at " + x);
                         }
                         // restart replication from the committed state
@@ -175,7 +177,7 @@ class CowModelTest
         }
     }
 
-    private io.understudy.engine.overlay.OverlayStorage storage(
+    private OverlayStorage storage(
         final String kind, final IoEngine engine, final String name) throws IOException
     {
         return "memory".equals(kind) ? new MemoryOverlayStorage(DISK_SIZE, 64 * 1024) :

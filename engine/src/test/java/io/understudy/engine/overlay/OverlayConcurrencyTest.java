@@ -12,6 +12,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -38,7 +39,7 @@ class OverlayConcurrencyTest
     void racingPartialWritesIntoOneClusterLoseNothing() throws Exception
     {
         final byte[] initial = new byte[CLUSTER * CLUSTERS];
-        java.util.Arrays.fill(initial, (byte)0x11);
+        Arrays.fill(initial, (byte)0x11);
         final Path diskPath = dir.resolve("disk");
         Files.write(diskPath, initial);
         try (IoEngine engine = new ThreadPoolIoEngine(2);

@@ -6,6 +6,7 @@ import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.FaultInjectingDevice;
 import io.understudy.engine.device.FaultInjectingDevice.Kind;
+import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.device.SyncIo;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
@@ -22,6 +23,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -107,6 +110,103 @@ class OverlayFaultTest
             {
                 disk.close();
             }
+        }
+    }
+
+    @Test
+    void writesRightAfterMakeEmptyWaitForTheBackgroundReleaseOfTheirCluster() throws Exception
+    {
+        try (IoEngine engine = new ThreadPoolIoEngine(2);
+            Arena arena = Arena.ofShared())
+        {
+            final MemorySegment buffer = arena.allocate(SIZE, 4096);
+            final byte[] original = disk(0x11);
+            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 150);
+            try (OverlayDevice overlay = new OverlayDevice(disk, storage, CLUSTER))
+            {
+                assertEquals(4 * CLUSTER, SyncIo.write(overlay, 0, buffer, filled(4 * CLUSTER, 0x22)));
+                assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                assertTrue(overlay.isReleasing());
+                assertArrayEquals(original, SyncIo.read(overlay, 0, buffer, SIZE), "reads go through at once");
+                final long start = System.nanoTime();
+                assertEquals(100, SyncIo.write(overlay, CLUSTER + 10, buffer, filled(100, 0x33)));
+                assertTrue(System.nanoTime() - start >= TimeUnit.MILLISECONDS.toNanos(100),
+                    "the write waited for the release of its cluster");
+                assertFalse(overlay.isReleasing());
+                final byte[] expected = original.clone();
+                Arrays.fill(expected, CLUSTER + 10, CLUSTER + 110, (byte)0x33);
+                assertArrayEquals(expected, SyncIo.read(overlay, 0, buffer, SIZE));
+            }
+            finally
+            {
+                disk.close();
+            }
+        }
+    }
+
+    /** Storage whose release completes late, on a timer thread. */
+    private static final class SlowReleaseStorage implements OverlayStorage
+    {
+        private final OverlayStorage storage;
+        private final long delayMillis;
+        private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
+
+        SlowReleaseStorage(final OverlayStorage storage, final long delayMillis)
+        {
+            this.storage = storage;
+            this.delayMillis = delayMillis;
+        }
+
+        @Override
+        public long size()
+        {
+            return storage.size();
+        }
+
+        @Override
+        public int alignment()
+        {
+            return storage.alignment();
+        }
+
+        @Override
+        public boolean read(
+            final long offset, final MemorySegment buffer, final int length,
+            final IoCompletion completion, final long cookie)
+        {
+            return storage.read(offset, buffer, length, completion, cookie);
+        }
+
+        @Override
+        public boolean write(
+            final long offset, final MemorySegment buffer, final int length,
+            final IoCompletion completion, final long cookie)
+        {
+            return storage.write(offset, buffer, length, completion, cookie);
+        }
+
+        @Override
+        public boolean release(
+            final long offset, final long length, final IoCompletion completion,
+            final long cookie)
+        {
+            timer.schedule(() -> storage.release(offset, length, completion, cookie), delayMillis,
+                TimeUnit.MILLISECONDS);
+            return true;
+        }
+
+        @Override
+        public boolean flush(final IoCompletion completion, final long cookie)
+        {
+            return storage.flush(completion, cookie);
+        }
+
+        @Override
+        public void close()
+        {
+            timer.shutdown();
+            storage.close();
         }
     }
 
