@@ -99,7 +99,9 @@ public final class CowFilter implements BlockDevice
     private final long size;
     private final long clusterCount;
     private final int copyClusters;
-    private final AtomicBitmap copied;
+    /** This epoch's COW bitmap; swapped with {@link #spareCopied} (always clear) at a new epoch. */
+    private volatile AtomicBitmap copied;
+    private AtomicBitmap spareCopied;
     private final AtomicBitmap busy;
     private final Arena arena = Arena.ofShared();
     private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
@@ -145,6 +147,7 @@ public final class CowFilter implements BlockDevice
         this.clusterCount = Math.max(1, (size + clusterSize - 1) >>> clusterShift);
         this.copyClusters = Math.max(1, (copyBytes + clusterSize - 1) >>> clusterShift);
         this.copied = new AtomicBitmap(clusterCount);
+        this.spareCopied = new AtomicBitmap(clusterCount);
         this.busy = new AtomicBitmap(clusterCount);
         this.freeRequests = new ManyToManyConcurrentArrayQueue<>(queueDepth);
         this.waiting = new Waiters<>(queueDepth);
@@ -321,9 +324,14 @@ public final class CowFilter implements BlockDevice
                 gateOpen = true;
                 return result[0];
             }
-            copied.clearAll();
+            // Swap in the clear spare: constant time while writes are held back. Clearing the old bitmap (cost
+            // follows the dirty part) happens after the gate is open; no request can reach it any more.
+            final AtomicBitmap previous = copied;
+            copied = spareCopied;
+            spareCopied = previous;
             epoch++;
             gateOpen = true;
+            previous.clearAll();
             return 0;
         }
         catch (final InterruptedException e)
@@ -360,6 +368,7 @@ public final class CowFilter implements BlockDevice
             LockSupport.parkNanos(QUIESCE_POLL_NANOS);
         }
         copied.close();
+        spareCopied.close();
         busy.close();
         arena.close();
     }

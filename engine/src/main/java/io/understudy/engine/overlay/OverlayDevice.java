@@ -47,10 +47,12 @@ import java.util.concurrent.locks.LockSupport;
  * validation sees the bit and re-reads the original from storage. If the validation finds nothing, no
  * backing write to those clusters had started before the read finished.
  * <p>
- * <b>make-empty</b> ({@link #makeEmpty}) moves the allocated set into the releasing set in one walk of the
- * dirty part, so reads right after it go to the backing; a background chain gives the storage back
- * (hole punch for files, chunk free for memory) and clears the releasing bits, and writes to a cluster still
- * being released wait for it. It requires the device to be quiescent (no request in flight): reads in flight
+ * <b>make-empty</b> ({@link #makeEmpty}) turns the allocated set into the releasing set, so reads right after
+ * it go to the backing; a background chain gives the storage back (hole punch for files, chunk free for
+ * memory) and clears the releasing bits, and writes to a cluster still being released wait for it. When the
+ * previous release has finished, the two bitmaps simply swap roles (constant time on the checkpoint path,
+ * the clearing happens in the background as the storage is released); otherwise the allocated bits are
+ * drained into the releasing set in one walk of the dirty part. It requires the device to be quiescent (no request in flight): reads in flight
  * could otherwise be served from storage being freed.
  * <p>
  * <b>Durability.</b> A write with {@link #FLAG_FUA} ends with a storage flush; {@link #flush} flushes the
@@ -105,9 +107,10 @@ public final class OverlayDevice implements BlockDevice
     private final int clusterShift;
     private final long size;
     private final long clusterCount;
-    private final AtomicBitmap allocated;
+    /** Swapped with {@link #releasing} by make-empty (volatile: read afresh by every use). */
+    private volatile AtomicBitmap allocated;
     private final AtomicBitmap busy;
-    private final AtomicBitmap releasing;
+    private volatile AtomicBitmap releasing;
     private final Arena arena = Arena.ofShared();
     private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
     private final Waiters<Request> waiting;
@@ -342,8 +345,24 @@ public final class OverlayDevice implements BlockDevice
             completion.onComplete(cookie, -Errno.EBUSY);
             return true;
         }
-        // One walk of the dirty part: allocated bits move to releasing (disjoint sets, see Request.plan).
-        allocated.drainTo(releasing);
+        // Never blocks on I/O: the releaser holds the monitor only to retire an empty releasing set.
+        synchronized (releaser)
+        {
+            final AtomicBitmap dropped = allocated;
+            final AtomicBitmap spare = releasing;
+            if (!releaser.active.get() && spare.isEmpty())
+            {
+                // No release runs and none can start (only make-empty fills the releasing set): swap roles.
+                // Releasing first, so that no instant shows a dropped cluster as neither allocated nor releasing.
+                releasing = dropped;
+                allocated = spare;
+            }
+            else
+            {
+                // One walk of the dirty part: allocated bits move to releasing (disjoint sets, see Request.plan).
+                dropped.drainTo(spare);
+            }
+        }
         releaser.kick();
         completion.onComplete(cookie, 0);
         return true;
@@ -761,7 +780,17 @@ public final class OverlayDevice implements BlockDevice
                 final long first = releasing.nextSetBit(0);
                 if (first < 0)
                 {
-                    active.set(false);
+                    synchronized (this)
+                    {
+                        // Range clears leave summary bits behind; reset them before this bitmap can become the
+                        // allocated set again, unless a make-empty has just drained new bits into it.
+                        if (releasing.nextSetBit(0) >= 0)
+                        {
+                            continue;
+                        }
+                        releasing.clearAll();
+                        active.set(false);
+                    }
                     // A make-empty may have added clusters after our scan and seen us still active.
                     if (releasing.isEmpty() || !active.compareAndSet(false, true))
                     {
