@@ -183,6 +183,12 @@ public final class CowFilter implements BlockDevice
         return copyFailures.get();
     }
 
+    /** @return false while a new epoch holds write-type requests back (they see back-pressure). */
+    public boolean isAcceptingWrites()
+    {
+        return gateOpen;
+    }
+
     /** @return true if the cluster holding {@code offset} was copied in this epoch. */
     public boolean isCopied(final long offset)
     {

@@ -147,9 +147,13 @@ class CowFaultTest
 
             final AtomicInteger epochResult = new AtomicInteger(1);
             final Thread checkpoint = new Thread(() ->
-                epochResult.set(cow.newEpoch(TimeUnit.MILLISECONDS.toNanos(150))));
+                epochResult.set(cow.newEpoch(TimeUnit.MILLISECONDS.toNanos(100))));
             checkpoint.start();
-            Thread.sleep(50);
+            final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (cow.isAcceptingWrites() && System.nanoTime() < deadline)
+            {
+                Thread.onSpinWait();
+            }
             assertFalse(cow.write(CLUSTER, data, 4096, 0, completion, 2), "gate closed while quiescing");
             checkpoint.join();
             assertEquals(-Errno.ETIMEDOUT, epochResult.get());

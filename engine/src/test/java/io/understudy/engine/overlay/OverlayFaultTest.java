@@ -129,9 +129,9 @@ class OverlayFaultTest
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
                 assertTrue(overlay.isReleasing());
                 assertArrayEquals(original, SyncIo.read(overlay, 0, buffer, SIZE), "reads go through at once");
-                final long start = System.nanoTime();
                 assertEquals(100, SyncIo.write(overlay, CLUSTER + 10, buffer, filled(100, 0x33)));
-                assertTrue(System.nanoTime() - start >= TimeUnit.MILLISECONDS.toNanos(100),
+                final long written = System.nanoTime();
+                assertTrue(storage.releasedAt > 0 && storage.releasedAt <= written,
                     "the write waited for the release of its cluster");
                 assertFalse(overlay.isReleasing());
                 final byte[] expected = original.clone();
@@ -150,6 +150,7 @@ class OverlayFaultTest
     {
         private final OverlayStorage storage;
         private final long delayMillis;
+        volatile long releasedAt;
         private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
 
         SlowReleaseStorage(final OverlayStorage storage, final long delayMillis)
@@ -191,8 +192,11 @@ class OverlayFaultTest
             final long offset, final long length, final IoCompletion completion,
             final long cookie)
         {
-            timer.schedule(() -> storage.release(offset, length, completion, cookie), delayMillis,
-                TimeUnit.MILLISECONDS);
+            timer.schedule(() ->
+            {
+                releasedAt = System.nanoTime();
+                storage.release(offset, length, completion, cookie);
+            }, delayMillis, TimeUnit.MILLISECONDS);
             return true;
         }
 
