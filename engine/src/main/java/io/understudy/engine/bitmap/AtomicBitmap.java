@@ -30,7 +30,8 @@ import java.util.Arrays;
  * of levels (at most 5 for 2^28 bits), plus at most one word per level above.
  * <p>
  * <b>Memory ordering.</b> Every access to a word is a volatile (sequentially consistent) VarHandle
- * access. The invariant is: <em>once no clear-all is running, a clear summary bit implies a zero
+ * access, except the release store with which {@link #clearAll} zeroes a level-0 word (argued there). The
+ * invariant is: <em>once no clear-all is running, a clear summary bit implies a zero
  * word below it</em>. A setter changes the level-0 word first and then sets the summary bits upwards,
  * stopping at the first that is already set. {@link #clearAll} works top-down: it atomically takes
  * (get-and-set to zero) a summary word and only then zeroes the words whose bits it took. Consider a
