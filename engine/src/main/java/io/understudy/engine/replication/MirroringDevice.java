@@ -19,7 +19,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * differently; zeroing both keeps P and S byte-identical, which a later failover or resync relies on (AX-06).
  * {@link #canDiscard()} reports whether the local disk really releases space.
  * <p>
- * Each request takes a preallocated slot (the cookie below is the slot index) with a two-part countdown.
+ * Each request takes a preallocated slot (the cookie below is the slot index) with a two-part countdown. The
+ * local part is submitted first (its back-pressure is the caller's); once it is under way the peer part can no
+ * longer be refused, so if the link pushes back the slot waits in a bounded retry queue, resubmitted by
+ * {@link #doWork()} (the owner's duty cycle) and after every completion here; no thread spins.
  */
 public final class MirroringDevice implements BlockDevice
 {
@@ -31,6 +34,8 @@ public final class MirroringDevice implements BlockDevice
     private final PeerLink link;
     private final Slot[] slots;
     private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
+    /** Slots whose peer part the link pushed back; at most one entry per slot, so it never overflows. */
+    private final ManyToManyConcurrentArrayQueue<Slot> peerRetries;
     private final IoCompletion fromLocal = this::onLocalComplete;
     private final IoCompletion fromPeer = this::onPeerComplete;
 
@@ -45,6 +50,7 @@ public final class MirroringDevice implements BlockDevice
         this.link = link;
         this.slots = new Slot[queueDepth];
         this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.peerRetries = new ManyToManyConcurrentArrayQueue<>(queueDepth);
         for (int i = 0; i < queueDepth; i++)
         {
             slots[i] = new Slot(i);
@@ -140,6 +146,11 @@ public final class MirroringDevice implements BlockDevice
         }
         slot.completion = completion;
         slot.cookie = cookie;
+        slot.op = op;
+        slot.offset = offset;
+        slot.buffer = buffer;
+        slot.length = length;
+        slot.flags = flags;
         slot.localResult = 0;
         // Release (volatile set): the fields above are visible to whichever completion thread finishes last.
         slot.remaining.set(2);
@@ -149,14 +160,41 @@ public final class MirroringDevice implements BlockDevice
             freeSlots.offer(slot);
             return false;
         }
-        // The local part is under way and cannot be taken back: the peer part must be sent, so retry its
-        // back-pressure here (bounded: the link frees slots by completion or deadline).
-        while (!submit(link, op, offset, buffer, length, flags, fromPeer, slot.index))
+        if (!submitPeer(slot))
         {
-            link.doWork();
-            Thread.onSpinWait();
+            peerRetries.offer(slot);
         }
         return true;
+    }
+
+    /**
+     * Resubmits peer parts the link pushed back. Call it from the owner's duty cycle.
+     *
+     * @return the number of peer parts submitted.
+     */
+    public int doWork()
+    {
+        int submitted = 0;
+        for (int i = peerRetries.size(); i > 0; i--)
+        {
+            final Slot slot = peerRetries.poll();
+            if (slot == null)
+            {
+                break;
+            }
+            if (!submitPeer(slot))
+            {
+                peerRetries.offer(slot);
+                break;
+            }
+            submitted++;
+        }
+        return submitted;
+    }
+
+    private boolean submitPeer(final Slot slot)
+    {
+        return submit(link, slot.op, slot.offset, slot.buffer, slot.length, slot.flags, fromPeer, slot.index);
     }
 
     private static boolean submit(
@@ -193,8 +231,13 @@ public final class MirroringDevice implements BlockDevice
             final long cookie = slot.cookie;
             final int result = slot.localResult;
             slot.completion = null;
+            slot.buffer = null;
             freeSlots.offer(slot);
             completion.onComplete(cookie, result);
+        }
+        if (!peerRetries.isEmpty())
+        {
+            doWork();
         }
     }
 
@@ -205,6 +248,11 @@ public final class MirroringDevice implements BlockDevice
         private final int index;
         private IoCompletion completion;
         private long cookie;
+        private int op;
+        private long offset;
+        private MemorySegment buffer;
+        private long length;
+        private int flags;
         private int localResult;
 
         Slot(final int index)

@@ -54,6 +54,7 @@ public final class ReplicationPrimary implements BlockDevice
     private final long clusterCount;
     private final PeerLink link;
     private final CowFilter cow;
+    private final MirroringDevice mirror;
     private final GatedDevice front;
     private final AtomicBitmap dirty;
     private final ErrorLatch latch = new ErrorLatch();
@@ -98,12 +99,14 @@ public final class ReplicationPrimary implements BlockDevice
                 return true;
             };
             this.cow = new CowFilter(local, link, remoteReset, clusterSize, queueDepth, CowFilter.DEFAULT_COPY_BYTES);
+            this.mirror = null;
             inner = cow;
         }
         else
         {
             this.cow = null;
-            inner = new MirroringDevice(local, link, queueDepth);
+            this.mirror = new MirroringDevice(local, link, queueDepth);
+            inner = mirror;
         }
         this.front = new GatedDevice(inner, local.size(), queueDepth, this::markDirty, Errno.EIO);
     }
@@ -307,10 +310,10 @@ public final class ReplicationPrimary implements BlockDevice
         return error == null ? ControlResult.OK : ControlResult.error(error.errno(), error.reason());
     }
 
-    /** Duty cycle: times out forwarded requests, retries COW requests waiting for back-pressure. */
+    /** Duty cycle: times out forwarded requests, retries requests waiting for back-pressure to ease. */
     public int doWork()
     {
-        return link.doWork() + (cow != null ? cow.doWork() : 0);
+        return link.doWork() + (cow != null ? cow.doWork() : mirror.doWork());
     }
 
     @Override

@@ -153,6 +153,22 @@ final class ReplicationFixture implements AutoCloseable
         }
     }
 
+    /** Asserts two devices hold the same bytes over {@code [0, SIZE)}. */
+    void assertSameBytes(final BlockDevice a, final BlockDevice b)
+    {
+        for (long at = 0; at < SIZE; at += CHUNK)
+        {
+            final long offset = at;
+            assertEquals(CHUNK, SyncIo.run((c, k) -> a.read(offset, check, CHUNK, c, k)));
+            assertEquals(CHUNK, SyncIo.run((c, k) -> b.read(offset, expected, CHUNK, c, k)));
+            final long mismatch = MemorySegment.mismatch(check, 0, CHUNK, expected, 0, CHUNK);
+            if (mismatch >= 0)
+            {
+                throw new AssertionError("devices differ at byte " + (at + mismatch));
+            }
+        }
+    }
+
     int read(final BlockDevice device, final long offset, final int length)
     {
         return SyncIo.run((c, k) -> device.read(offset, check, length, c, k));
