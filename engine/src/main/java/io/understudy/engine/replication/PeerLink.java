@@ -24,8 +24,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * checkpoint) can close that gap, through a resync.
  * <p>
  * <b>Deadlines</b> are enforced by {@link #doWork}, the owner's duty cycle, which reads the clock once and
- * scans the slots. A request that timed out gives its slot back at once; if the hung peer answers later, the
- * answer carries the old ticket and is dropped. The caller may then reuse its buffer while the hung peer still
+ * scans the slots. Back-pressure from the peer counts too: a peer that refuses every request for longer than
+ * the deadline (a transport stuck reconnecting, a full queue that never drains) fails the link like a hung
+ * request, so a caller retrying a refused request is never held for longer than that.
+ * <p>
+ * A request that timed out gives its slot back at once; if the hung peer answers later, the answer carries the
+ * old ticket and is dropped. The caller may then reuse its buffer while the hung peer still
  * refers to it: whatever the peer does with it no longer matters, the pair is degraded and the peer must be
  * dropped by its owner.
  * <p>
@@ -49,7 +53,7 @@ public final class PeerLink implements BlockDevice
     static final String REASON_WRITE_ZEROES = "forwarded write-zeroes failed";
     static final String REASON_FLUSH = "forwarded flush failed";
     static final String REASON_TIMEOUT = "peer did not answer a forwarded request before its deadline";
-    static final String REASON_REFUSED = "peer refused a forwarded request";
+    static final String REASON_REFUSED = "peer refused forwarded requests (back-pressure) beyond the deadline";
 
     private static final int MAX_SLOTS = 1 << 16;
     private static final long IDLE = 0;
@@ -69,6 +73,8 @@ public final class PeerLink implements BlockDevice
     private final IoCompletion fromPeer = this::onPeerComplete;
     private final AtomicLong forwarded = new AtomicLong();
     private final AtomicLong timeouts = new AtomicLong();
+    /** When the peer started refusing requests without a break ({@link System#nanoTime()}), 0 if it is not. */
+    private final AtomicLong refusingSince = new AtomicLong();
     /** Cleared by the first failure or by {@link #drop}; never set again (no silent resumption). */
     private volatile boolean forwarding = true;
     /** Set once, by the first failure or by {@link #drop}: the handler hears about one failure at most. */
@@ -268,7 +274,8 @@ public final class PeerLink implements BlockDevice
         slot.cookie = cookie;
         slot.success = success;
         slot.op = op;
-        slot.deadline = System.nanoTime() + timeoutNanos;
+        final long now = System.nanoTime();
+        slot.deadline = now + timeoutNanos;
         // Volatile write publishes the fields above to the duty cycle and to the peer's completion thread.
         slot.ticket.set(armed);
         final long peerCookie = generation << 16 | slot.index;
@@ -280,15 +287,31 @@ public final class PeerLink implements BlockDevice
         };
         if (!accepted)
         {
-            // Back-pressure from the peer: nothing started, the caller retries (bounded by our own slots).
+            // Back-pressure from the peer: nothing started; the caller retries until the refusals outlast the
+            // deadline, then the link fails and completes everything at once.
             slot.completion = null;
             slot.ticket.set(generation << 2 | IDLE);
             freeSlots.offer(slot);
-            return false;
+            return refusedTooLong(now) && forward(op, offset, buffer, length, flags,
+                completion, cookie);
         }
+        refusingSince.set(0);
         forwarded.incrementAndGet();
         // Fails harmlessly if the peer already answered synchronously.
         slot.ticket.compareAndSet(armed, generation << 2 | PENDING);
+        return true;
+    }
+
+    /** @return true if the peer has refused every request since before {@code now} minus the deadline. */
+    private boolean refusedTooLong(final long now)
+    {
+        // CAS from 0: the first refusal of a run stamps the time; volatile reads afterwards.
+        if (refusingSince.compareAndSet(0, now) || now - refusingSince.get() < timeoutNanos)
+        {
+            return false;
+        }
+        timeouts.incrementAndGet();
+        fail(-Errno.ETIMEDOUT, REASON_REFUSED);
         return true;
     }
 

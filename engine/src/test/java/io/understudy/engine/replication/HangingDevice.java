@@ -23,6 +23,7 @@ final class HangingDevice implements BlockDevice
     private final BlockDevice device;
     private final List<Held> held = new ArrayList<>();
     private volatile boolean hanging;
+    private volatile boolean refusing;
 
     HangingDevice(final BlockDevice device)
     {
@@ -32,6 +33,12 @@ final class HangingDevice implements BlockDevice
     void hang(final boolean hang)
     {
         hanging = hang;
+    }
+
+    /** While refusing, write-type requests see back-pressure ({@code false}) forever. */
+    void refuse(final boolean refuse)
+    {
+        refusing = refuse;
     }
 
     synchronized int heldCount()
@@ -56,6 +63,10 @@ final class HangingDevice implements BlockDevice
 
     private synchronized boolean hold(final IoCompletion completion, final long cookie)
     {
+        if (refusing)
+        {
+            return false;
+        }
         held.add(new Held(completion, cookie));
         return true;
     }
@@ -102,26 +113,34 @@ final class HangingDevice implements BlockDevice
         final long offset, final MemorySegment buffer, final int length, final int flags, final IoCompletion completion,
         final long cookie)
     {
-        return hanging ? hold(completion, cookie) : device.write(offset, buffer, length, flags, completion, cookie);
+        return hanging || refusing ?
+            hold(completion, cookie) :
+            device.write(offset, buffer, length, flags, completion, cookie);
     }
 
     @Override
     public boolean flush(final IoCompletion completion, final long cookie)
     {
-        return hanging ? hold(completion, cookie) : device.flush(completion, cookie);
+        return hanging || refusing ?
+            hold(completion, cookie) :
+            device.flush(completion, cookie);
     }
 
     @Override
     public boolean discard(final long offset, final long length, final IoCompletion completion, final long cookie)
     {
-        return hanging ? hold(completion, cookie) : device.discard(offset, length, completion, cookie);
+        return hanging || refusing ?
+            hold(completion, cookie) :
+            device.discard(offset, length, completion, cookie);
     }
 
     @Override
     public boolean writeZeroes(
         final long offset, final long length, final int flags, final IoCompletion completion, final long cookie)
     {
-        return hanging ? hold(completion, cookie) : device.writeZeroes(offset, length, flags, completion, cookie);
+        return hanging || refusing ?
+            hold(completion, cookie) :
+            device.writeZeroes(offset, length, flags, completion, cookie);
     }
 
     @Override

@@ -262,6 +262,26 @@ class ReplicationPrimaryTest
     }
 
     @Test
+    void ax19_peerRefusingBeyondTheDeadlineDegradesThePair()
+    {
+        startPair();
+        hangingWire.refuse(true);
+        final long start = System.nanoTime();
+        fx.fill(primary, 6 * CLUSTER, CLUSTER, 0x2a);
+        final long took = System.nanoTime() - start;
+        assertTrue(took >= FORWARD_TIMEOUT && took < FORWARD_TIMEOUT + SECOND, "completed at the deadline: " + took);
+        fx.assertBytes(pDisk, 6 * CLUSTER, CLUSTER, 0x2a);
+        fx.assertBytes(sDisk, 6 * CLUSTER, CLUSTER, 0x11);
+        assertEquals(-Errno.ETIMEDOUT, primary.getError().result());
+        assertEquals(PeerLink.REASON_REFUSED, primary.latchedError().reason());
+        assertSame(ReplicationState.DEGRADED, primary.state());
+        hangingWire.refuse(false);
+        final long forwarded = wire.count(Kind.WRITE);
+        fx.fill(primary, 7 * CLUSTER, CLUSTER, 0x2b);
+        assertEquals(forwarded, wire.count(Kind.WRITE), "no silent resumption");
+    }
+
+    @Test
     void ax20_case1_localDiskErrorsReachTheGuest()
     {
         startPair();
