@@ -11,7 +11,8 @@ import io.understudy.engine.device.Errno;
  * @param epoch      the epoch after the call (incremented only on success).
  * @param drainNanos time to quiesce the I/O the checkpoint must not race (forwarded, guest or SVM).
  * @param flushNanos time to flush forwarded writes (primary; 0 on the secondary).
- * @param resetNanos time to reset the COW state and make the overlays empty (or the dirty bitmap).
+ * @param resetNanos time to reset the COW state and make the overlays empty; on the primary, the secondary's
+ *                   checkpoint (run while the guest is held) and the reset of its COW state and dirty bitmap.
  * @param totalNanos wall time of the whole call.
  */
 public record CheckpointReport(

@@ -203,12 +203,44 @@ public final class ReplicationPrimary implements BlockDevice
     }
 
     /**
-     * Checkpoint, primary side: holds guest I/O and waits until none is in flight (forwarded requests end by
-     * their own deadline at the latest), flushes the forwarded writes, resets the COW state (shared mode) and
-     * the dirty bitmap, advances the epoch. Refused on a degraded pair (the dirty bitmap is kept for the
-     * resync). A no-op outside RUNNING (spec 2.2: the primary's checkpoint never fails for its stage).
+     * The secondary's part of a coordinated checkpoint, run by the primary while guest I/O is held and every
+     * forwarded write is acknowledged and flushed (e.g. a request over the control link, or
+     * {@link ReplicationSecondary#checkpoint} in the same process).
      */
-    public synchronized CheckpointReport checkpoint(final long timeoutNanos)
+    @FunctionalInterface
+    public interface PeerCheckpoint
+    {
+        /**
+         * @param deadlineNanos {@link System#nanoTime()} by which it must return.
+         * @return 0 once the secondary's checkpoint succeeded, else a negated errno.
+         */
+        int checkpoint(long deadlineNanos);
+    }
+
+    /** No coordinated peer (a foreign secondary checkpointed by an orchestrator): drain and flush only. */
+    public static final PeerCheckpoint NO_PEER_CHECKPOINT = deadlineNanos -> 0;
+
+    /** A checkpoint without a coordinated peer: {@code checkpoint(timeoutNanos, NO_PEER_CHECKPOINT)}. */
+    public CheckpointReport checkpoint(final long timeoutNanos)
+    {
+        return checkpoint(timeoutNanos, NO_PEER_CHECKPOINT);
+    }
+
+    /**
+     * Checkpoint, coordinated by the primary (R3): holds guest I/O and waits until none is in flight (forwarded
+     * requests end by their own deadline at the latest), flushes the forwarded writes, runs the secondary's
+     * checkpoint while the guest is still held (so no write of the new epoch can reach the secondary before
+     * it emptied its overlays, nor be shipped into an H about to be emptied), then resets the COW state (shared
+     * mode) and the dirty bitmap, advances the epoch and releases the guest.
+     * <p>
+     * Refused on a degraded pair (the dirty bitmap is kept for the resync). A missed deadline or a failed peer
+     * checkpoint changes nothing here (the dirty bitmap keeps growing, the epoch stays). A no-op outside RUNNING
+     * (spec 2.2: the primary's checkpoint never fails for its stage).
+     *
+     * @param timeoutNanos deadline of the whole checkpoint, the peer's part included.
+     * @param peer         the secondary's part.
+     */
+    public synchronized CheckpointReport checkpoint(final long timeoutNanos, final PeerCheckpoint peer)
     {
         final long start = System.nanoTime();
         if (stage != ReplicationStage.RUNNING)
@@ -239,13 +271,24 @@ public final class ReplicationPrimary implements BlockDevice
                     "flushing the forwarded writes did not finish before the deadline" : DEGRADED, start,
                     drained - start, flushEnd - drained, 0);
             }
+            final int peerResult = peer.checkpoint(deadline);
+            final long peerEnd = System.nanoTime();
+            if (peerResult < 0)
+            {
+                return failed(peerResult, "the secondary's checkpoint failed (see its status)", start,
+                    drained - start, flushEnd - drained, peerEnd - flushEnd);
+            }
             if (cow != null)
             {
                 final int reset = cow.newEpoch(Math.max(0, deadline - System.nanoTime()));
                 if (reset < 0)
                 {
-                    return failed(reset, "resetting the COW bitmap failed", start, drained - start,
-                        flushEnd - drained, System.nanoTime() - flushEnd);
+                    // The secondary has emptied H already: originals of this epoch could be missing there.
+                    latch.latch(reset, "checkpoint: resetting the COW bitmap failed after the secondary's " +
+                        "checkpoint");
+                    link.drop();
+                    return failed(reset, "resetting the COW bitmap failed; the pair is degraded", start,
+                        drained - start, flushEnd - drained, System.nanoTime() - flushEnd);
                 }
             }
             // Guest writes are held and none is in flight: no mark can be lost between the clear and a write.

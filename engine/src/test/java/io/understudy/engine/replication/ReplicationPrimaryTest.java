@@ -77,10 +77,11 @@ class ReplicationPrimaryTest
 
     private void checkpointPair()
     {
-        final CheckpointReport onPrimary = primary.checkpoint(SECOND);
-        assertTrue(onPrimary.ok(), onPrimary.toString());
-        final CheckpointReport onSecondary = secondary.checkpoint(SECOND);
-        assertTrue(onSecondary.ok(), onSecondary.toString());
+        final long epoch = secondary.epoch();
+        final CheckpointReport report = primary.checkpoint(SECOND,
+            deadline -> secondary.checkpoint(deadline - System.nanoTime()).result());
+        assertTrue(report.ok(), report.toString());
+        assertEquals(epoch + 1, secondary.epoch());
     }
 
     @Test
@@ -279,6 +280,20 @@ class ReplicationPrimaryTest
         final long forwarded = wire.count(Kind.WRITE);
         fx.fill(primary, 7 * CLUSTER, CLUSTER, 0x2b);
         assertEquals(forwarded, wire.count(Kind.WRITE), "no silent resumption");
+    }
+
+    @Test
+    void failedPeerCheckpointChangesNothingOnThePrimary()
+    {
+        startPair();
+        fx.fill(primary, 0, CLUSTER, 0x2c);
+        final CheckpointReport report = primary.checkpoint(SECOND, deadline -> -Errno.ETIMEDOUT);
+        assertEquals(-Errno.ETIMEDOUT, report.result());
+        assertEquals(0, primary.epoch());
+        assertTrue(primary.isDirty(0), "the dirty bitmap still covers the failed epoch");
+        assertSame(ReplicationState.RUNNING, primary.state(), "retryable");
+        fx.fill(primary, CLUSTER, CLUSTER, 0x2d);
+        fx.assertBytes(sDisk, CLUSTER, CLUSTER, 0x2d);
     }
 
     @Test
