@@ -41,7 +41,7 @@ import java.util.concurrent.locks.LockSupport;
  * Control operations run on one control thread at a time; {@link #doWork()} is the duty cycle (deadlines of
  * forwarded requests, COW retries).
  */
-public final class ReplicationPrimary implements BlockDevice
+public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
 {
     static final String DEGRADED = "the pair is degraded (forwarding stopped): a full resync is needed";
 
@@ -116,12 +116,14 @@ public final class ReplicationPrimary implements BlockDevice
         return shared;
     }
 
+    @Override
     public ReplicationStage stage()
     {
         return stage;
     }
 
     /** @return completed checkpoints since start. */
+    @Override
     public long epoch()
     {
         return epoch;
@@ -133,6 +135,7 @@ public final class ReplicationPrimary implements BlockDevice
         return stage == ReplicationStage.RUNNING && !link.isForwarding();
     }
 
+    @Override
     public ReplicationState state()
     {
         return switch (stage)
@@ -175,6 +178,7 @@ public final class ReplicationPrimary implements BlockDevice
     }
 
     /** Starts serving and forwarding (after the secondary started, spec 2.3). */
+    @Override
     public synchronized ControlResult start(final ReplicationMode mode)
     {
         switch (stage)
@@ -221,6 +225,7 @@ public final class ReplicationPrimary implements BlockDevice
     public static final PeerCheckpoint NO_PEER_CHECKPOINT = deadlineNanos -> 0;
 
     /** A checkpoint without a coordinated peer: {@code checkpoint(timeoutNanos, NO_PEER_CHECKPOINT)}. */
+    @Override
     public CheckpointReport checkpoint(final long timeoutNanos)
     {
         return checkpoint(timeoutNanos, NO_PEER_CHECKPOINT);
@@ -310,6 +315,7 @@ public final class ReplicationPrimary implements BlockDevice
      * clusters (spec 3.2). stop(failover=false): shutdown; waits for guest I/O in flight (deadline) and refuses
      * all I/O from then on. Both end in DONE with the latch cleared (spec 2.2); the dirty bitmap is kept.
      */
+    @Override
     public synchronized ControlResult stop(final boolean failover, final long timeoutNanos)
     {
         switch (stage)
@@ -343,6 +349,7 @@ public final class ReplicationPrimary implements BlockDevice
     }
 
     /** get-error: EIO with the reason if an error is latched; an error too before start. */
+    @Override
     public ControlResult getError()
     {
         if (stage == ReplicationStage.NONE)

@@ -47,7 +47,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <b>Control operations</b> run on one control thread at a time (synchronized; never on an I/O thread) and
  * every wait has a deadline. The secondary owns the overlay storages (closed with it), not S.
  */
-public final class ReplicationSecondary implements AutoCloseable
+public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
 {
     /** Staging buffer of the failover commit: one maximal cluster, the least {@link OverlayCommit} accepts. */
     public static final int COMMIT_BUFFER_BYTES = OverlayDevice.MAX_CLUSTER_SIZE;
@@ -116,18 +116,21 @@ public final class ReplicationSecondary implements AutoCloseable
         return shared;
     }
 
+    @Override
     public ReplicationStage stage()
     {
         return stage;
     }
 
     /** @return the number of completed checkpoints since start. */
+    @Override
     public long epoch()
     {
         return epoch;
     }
 
     /** @return the operator-facing state. */
+    @Override
     public ReplicationState state()
     {
         return switch (stage)
@@ -175,6 +178,7 @@ public final class ReplicationSecondary implements AutoCloseable
      * Builds the block graphs and starts accepting forwarded writes and SVM I/O, with A and H empty (the
      * implicit first checkpoint) at epoch 0. Accepted without effect after a failover (continuous replication).
      */
+    @Override
     public synchronized ControlResult start(final ReplicationMode mode)
     {
         switch (stage)
@@ -237,6 +241,7 @@ public final class ReplicationSecondary implements AutoCloseable
      *
      * @param timeoutNanos deadline of the whole checkpoint.
      */
+    @Override
     public synchronized CheckpointReport checkpoint(final long timeoutNanos)
     {
         final long start = System.nanoTime();
@@ -300,6 +305,7 @@ public final class ReplicationSecondary implements AutoCloseable
     }
 
     /** stop(failover=true) is {@link #failover}, stop(failover=false) is {@link #shutdown} (spec 2.2). */
+    @Override
     public ControlResult stop(final boolean failover, final long timeoutNanos)
     {
         return failover ? failover(timeoutNanos) : shutdown(timeoutNanos);
@@ -440,6 +446,7 @@ public final class ReplicationSecondary implements AutoCloseable
     }
 
     /** get-error: EIO with the reason if an error is latched; an error too before start. */
+    @Override
     public ControlResult getError()
     {
         if (stage == ReplicationStage.NONE)
