@@ -9,7 +9,6 @@ import io.understudy.engine.overlay.OverlayDevice;
 import io.understudy.engine.overlay.OverlayStorage;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;

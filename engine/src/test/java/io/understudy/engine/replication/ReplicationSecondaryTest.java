@@ -4,7 +4,6 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.FaultInjectingDevice;
 import io.understudy.engine.device.FaultInjectingDevice.Kind;
-import io.understudy.engine.device.SyncIo;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
