@@ -150,9 +150,117 @@ class ReplicationConcurrencyTest
                 .result()).ok());
             fx.assertSameBytes(pDisk, sDisk);
             fx.assertSameBytes(pDisk, secondary.view());
-            System.out.printf("%d guest requests, %d checkpoints, max drain %d us, max coordinated checkpoint (unverified ones) %d us%n",
+            System.out.printf("AX-12: %d guest requests, %d checkpoints, max drain %d us, max coordinated " +
+                "checkpoint (unverified ones) %d us%n",
                 requests.get(), CHECKPOINTS, TimeUnit.NANOSECONDS.toMicros(maxDrain),
                 TimeUnit.NANOSECONDS.toMicros(maxTotal));
+        }
+    }
+
+    /**
+     * AX-10 and AX-11 through the secondary's gates: SVM reads race forwarded writes (two writers, overlapping
+     * each other on every cluster) for one epoch; no read may ever return a byte other than the checkpoint's,
+     * every touched cluster is copied into H exactly once, and the checkpoint then shows S.
+     */
+    @Test
+    void ax10_ax11_svmReadsRacingForwardedWritesSeeOnlyCheckpointData() throws Exception
+    {
+        try (ReplicationFixture fx = new ReplicationFixture(dir))
+        {
+            final BlockDevice sDisk = fx.disk("s.raw", 0x11);
+            final ReplicationSecondary secondary = fx.owned(new ReplicationSecondary(sDisk, fx.storage("h", SIZE),
+                fx.storage("a", SIZE), CLUSTER, false, QUEUE_DEPTH));
+            fx.dutyCycle(secondary::doWork);
+            assertTrue(secondary.start(ReplicationMode.SECONDARY).ok());
+
+            final int clusters = (int)(SIZE / CLUSTER);
+            final int readsWanted = 2000;
+            final MemorySegment checkpointData = fx.arena.allocate(2 * CLUSTER, 4096);
+            checkpointData.fill((byte)0x11);
+            final AtomicBoolean running = new AtomicBoolean(true);
+            final AtomicReference<Throwable> failure = new AtomicReference<>();
+            final AtomicLong reads = new AtomicLong();
+            final List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 2; t++)
+            {
+                final int writer = t;
+                final MemorySegment buffer = fx.arena.allocate(2 * CLUSTER, 4096);
+                buffer.fill((byte)(0x22 + writer));
+                threads.add(new Thread(() ->
+                {
+                    final SplittableRandom random = new SplittableRandom(100 + writer);
+                    try
+                    {
+                        while (running.get())
+                        {
+                            final long offset =
+                                random.nextLong(clusters) * CLUSTER + random.nextInt(CLUSTER / 512) * 512L;
+                            final int length = (int)Math.min(512 + random.nextInt(CLUSTER / 512) * 512L,
+                                (long)clusters * CLUSTER - offset);
+                            assertEquals(length, SyncIo.run((c, k) ->
+                                secondary.sink().write(offset, buffer, length, 0, c, k)));
+                        }
+                    }
+                    catch (final Throwable e)
+                    {
+                        failure.compareAndSet(null, e);
+                    }
+                }, "fwd-writer-" + t));
+            }
+            final MemorySegment readBuffer = fx.arena.allocate(2 * CLUSTER, 4096);
+            final Thread reader = new Thread(() ->
+            {
+                final SplittableRandom random = new SplittableRandom(7);
+                try
+                {
+                    for (int r = 0; r < readsWanted && failure.get() == null; r++)
+                    {
+                        final long offset =
+                            random.nextLong(clusters) * CLUSTER + random.nextInt(CLUSTER / 512) * 512L;
+                        final int length = (int)Math.min(512 + random.nextInt(2 * CLUSTER / 512) * 512L,
+                            (long)clusters * CLUSTER - offset);
+                        assertEquals(length, SyncIo.run((c, k) ->
+                            secondary.view().read(offset, readBuffer, length, c, k)));
+                        final long mismatch = MemorySegment.mismatch(readBuffer, 0, length, checkpointData, 0, length);
+                        if (mismatch >= 0)
+                        {
+                            throw new AssertionError("SVM read at " + (offset + mismatch) + " saw new data");
+                        }
+                        reads.incrementAndGet();
+                    }
+                }
+                catch (final Throwable e)
+                {
+                    failure.compareAndSet(null, e);
+                }
+            }, "svm-reader");
+            threads.forEach(Thread::start);
+            reader.start();
+            reader.join(60_000);
+            running.set(false);
+            for (final Thread thread : threads)
+            {
+                thread.join(10_000);
+            }
+            assertNull(failure.get(), () -> "failed: " + failure.get());
+            assertEquals(readsWanted, reads.get());
+
+            long touched = 0;
+            for (long c = 0; c < clusters; c++)
+            {
+                if (secondary.hidden().isAllocated(c * CLUSTER))
+                {
+                    touched++;
+                }
+            }
+            assertEquals(touched * CLUSTER, secondary.hidden().allocatedBytes(), "nothing outside the written range");
+            assertTrue(touched > 0);
+            assertEquals(touched, secondary.hidden().allocatedBytes() / CLUSTER);
+            fx.assertBytes(secondary.hidden(), 0, SIZE, 0x11);
+            System.out.printf("AX-10: %d SVM reads raced forwarded writes, %d clusters copied%n", reads.get(),
+                touched);
+            assertTrue(secondary.checkpoint(SECOND).ok());
+            fx.assertSameBytes(sDisk, secondary.view());
         }
     }
 }
