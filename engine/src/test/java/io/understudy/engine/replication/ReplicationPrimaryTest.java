@@ -297,6 +297,24 @@ class ReplicationPrimaryTest
     }
 
     @Test
+    void ax08_primaryLifecycleMatrix()
+    {
+        assertEquals("ignored", primary.checkpoint(SECOND).reason(), "primary checkpoint before start: no-op");
+        assertEquals(-Errno.EIO, primary.getError().result(), "get_error before start");
+        assertEquals(-Errno.EIO, primary.stop(true, SECOND).result(), "stop before start");
+        assertEquals(-Errno.EINVAL, primary.start(ReplicationMode.SECONDARY).result(), "wrong mode");
+        assertSame(ReplicationStage.NONE, primary.stage());
+        assertSame(ReplicationState.NONE, primary.state());
+        startPair();
+        assertEquals(-Errno.EBUSY, primary.start(ReplicationMode.PRIMARY).result(), "start twice");
+        assertSame(ReplicationState.RUNNING, primary.state());
+        assertEquals(ControlResult.OK, primary.stop(true, SECOND));
+        assertSame(ReplicationState.DONE, primary.state());
+        assertSame(ControlResult.IGNORED, primary.start(ReplicationMode.PRIMARY), "continuous replication");
+        assertSame(ControlResult.IGNORED, primary.stop(false, SECOND));
+    }
+
+    @Test
     void ax20_case1_localDiskErrorsReachTheGuest()
     {
         startPair();
