@@ -93,6 +93,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
         final BlockDevice inner;
         if (shared)
         {
+            // H lives on the secondary, which empties it in its own part of the checkpoint (PeerCheckpoint).
             final CowFilter.TargetReset remoteReset = (completion, cookie) ->
             {
                 completion.onComplete(cookie, 0);
