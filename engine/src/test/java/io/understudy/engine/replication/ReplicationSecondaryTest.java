@@ -113,7 +113,10 @@ class ReplicationSecondaryTest
     void at06_failoverRollsBackPrimaryEpoch()
     {
         at05State();
+        final long start = System.nanoTime();
         failoverAndWait();
+        System.out.printf("AT-06: failover commit of %d MiB took %d ms%n", secondary.commitTotalBytes() >> 20,
+            (System.nanoTime() - start) / 1_000_000);
         fx.assertBytes(secondary.view(), 0, M32, 0x33);
         fx.assertBytes(secondary.view(), M32, M32, 0x11);
         fx.assertBytes(disk, 0, M32, 0x33);
