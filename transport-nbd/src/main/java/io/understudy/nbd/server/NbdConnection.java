@@ -15,7 +15,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
-import java.util.concurrent.locks.ReentrantLock;
 
 import static io.understudy.nbd.protocol.NbdProtocol.*;
 
@@ -29,7 +28,8 @@ import static io.understudy.nbd.protocol.NbdProtocol.*;
  * yet received, read straight into the request's buffer from the {@link PayloadPool}.
  * <p>
  * <b>Replies.</b> A device completion records its result in the slot and sets the slot's bit in
- * {@link #completedMask}. Whoever holds {@link #txLock} drains that mask and sends all the finished replies with
+ * {@link #completedMask}. The connection thread that wins {@link #sending} drains that mask and sends all the
+ * finished replies with
  * one gathering write: the receiver thread does so before each blocking read (which covers every request the
  * device completed inline), the transmitter thread when woken by a completion on a device thread. Device threads
  * never touch the socket, so a client that stops reading replies stalls only itself.
@@ -42,6 +42,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private static final System.Logger LOG = NbdServer.LOG;
     private static final VarHandle FREE_MASK;
     private static final VarHandle COMPLETED_MASK;
+    private static final VarHandle SENDING;
 
     static
     {
@@ -50,6 +51,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
             final MethodHandles.Lookup lookup = MethodHandles.lookup();
             FREE_MASK = lookup.findVarHandle(NbdConnection.class, "freeMask", long.class);
             COMPLETED_MASK = lookup.findVarHandle(NbdConnection.class, "completedMask", long.class);
+            SENDING = lookup.findVarHandle(NbdConnection.class, "sending", int.class);
         }
         catch (final ReflectiveOperationException ex)
         {
@@ -87,7 +89,6 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private final ByteBuffer rx = ByteBuffer.allocateDirect(RX_CAPACITY);
     private final Slot[] slots;
     private final ByteBuffer[] iov;
-    private final ReentrantLock txLock = new ReentrantLock();
     private final AtomicLong bufferedBytes = new AtomicLong();
     private final AtomicBoolean resourcesClosed = new AtomicBoolean();
     private final CountDownLatch drained = new CountDownLatch(1);
@@ -99,6 +100,10 @@ final class NbdConnection implements IoCompletion, ExtentSink
     /** Bit i set: slot i's request completed and its reply waits to be sent. */
     @SuppressWarnings("unused")
     private volatile long completedMask;
+
+    /** 1 while a connection thread drains {@link #completedMask} and writes replies. */
+    @SuppressWarnings("unused")
+    private volatile int sending;
 
     private Thread rxThread;
     private Thread txThread;
@@ -259,15 +264,14 @@ final class NbdConnection implements IoCompletion, ExtentSink
     {
         while (txRunning)
         {
-            if ((long)COMPLETED_MASK.getVolatile(this) == 0)
-            {
-                // A completion that sets the first bit unparks us; the permit covers a race with this check.
-                LockSupport.park(this);
-                continue;
-            }
             try
             {
-                sendReplies();
+                if ((long)COMPLETED_MASK.getVolatile(this) == 0 || !sendReplies())
+                {
+                    // A completion that sets the first bit unparks us; the permit covers a race with the check.
+                    // If the receiver is sending, it drains the mask again when it stops: nothing to do here.
+                    LockSupport.park(this);
+                }
             }
             catch (final RuntimeException | Error ex)
             {
@@ -770,21 +774,32 @@ final class NbdConnection implements IoCompletion, ExtentSink
         }
     }
 
-    /** Sends every reply that is ready, on a connection thread; returns when none is left. */
-    private void sendReplies()
+    /**
+     * Sends every reply that is ready, unless another connection thread is sending: that thread re-checks the
+     * mask after it stops sending, so the replies are never stranded and this thread never waits for a socket
+     * write (or allocates, as a contended lock would).
+     *
+     * @return false if another thread was sending.
+     */
+    private boolean sendReplies()
     {
         while ((long)COMPLETED_MASK.getVolatile(this) != 0)
         {
-            txLock.lock();
+            // Volatile CAS / volatile store: the sender's view of the slots is ordered with the previous sender's.
+            if (!SENDING.compareAndSet(this, 0, 1))
+            {
+                return false;
+            }
             try
             {
                 drainCompleted();
             }
             finally
             {
-                txLock.unlock();
+                SENDING.setVolatile(this, 0);
             }
         }
+        return true;
     }
 
     private void drainCompleted()
