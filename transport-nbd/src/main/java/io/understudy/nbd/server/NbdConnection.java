@@ -29,10 +29,9 @@ import static io.understudy.nbd.protocol.NbdProtocol.*;
  * <p>
  * <b>Replies.</b> A device completion records its result in the slot and sets the slot's bit in
  * {@link #completedMask}. The connection thread that wins {@link #sending} drains that mask and sends all the
- * finished replies with
- * one gathering write: the receiver thread does so before each blocking read (which covers every request the
- * device completed inline), the transmitter thread when woken by a completion on a device thread. Device threads
- * never touch the socket, so a client that stops reading replies stalls only itself.
+ * finished replies with one gathering write: the receiver thread does so before each blocking read (which covers
+ * every request the device completed inline), the transmitter thread when woken by a completion on a device
+ * thread. Device threads never touch the socket, so a client that stops reading replies stalls only itself.
  * <p>
  * <b>Budget.</b> When no slot is free or the connection holds {@code maxConnectionBytes} of payload, the receiver
  * stops reading until replies drain; the client then meets TCP back-pressure.

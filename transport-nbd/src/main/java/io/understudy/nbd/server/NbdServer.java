@@ -53,7 +53,7 @@ public final class NbdServer implements AutoCloseable
     public NbdServer(final Context context)
     {
         this.context = context.conclude();
-        this.payloadPool = new PayloadPool(context.payloadBudgetBytes(), 1);
+        this.payloadPool = new PayloadPool(context.payloadBudgetBytes());
     }
 
     /** Listens on a Unix-domain socket at {@code path}, which must not exist yet; removed again by close. */
@@ -201,7 +201,6 @@ public final class NbdServer implements AutoCloseable
         {
             connection.closeResources();
         }
-        payloadPool.close();
     }
 
     boolean isClosing()
