@@ -125,7 +125,15 @@ final class Handshake
                 }
                 case OPT_ABORT ->
                 {
-                    reply(option, REP_ACK, null);
+                    try
+                    {
+                        reply(option, REP_ACK, null);
+                    }
+                    catch (final IOException ex)
+                    {
+                        // Clients may close right after sending ABORT (older servers did not reply): not an error.
+                        LOG.log(System.Logger.Level.DEBUG, "NBD client {0} closed before the ABORT reply", peer);
+                    }
                     return false;
                 }
                 case OPT_LIST -> list(length);

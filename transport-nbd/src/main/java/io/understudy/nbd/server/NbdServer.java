@@ -8,6 +8,7 @@ import org.agrona.ErrorHandler;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
@@ -231,6 +232,18 @@ public final class NbdServer implements AutoCloseable
             {
                 context.errorHandler.onError(ex);
                 return;
+            }
+            if (listener.unixPath == null)
+            {
+                try
+                {
+                    // Replies are written whole with one gathering write: Nagle would only delay them.
+                    channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                }
+                catch (final IOException ex)
+                {
+                    LOG.log(System.Logger.Level.DEBUG, "TCP_NODELAY: {0}", ex.getMessage());
+                }
             }
             final long id = connectionIds.incrementAndGet();
             final NbdConnection connection = new NbdConnection(this, context, payloadPool, counters, channel,
