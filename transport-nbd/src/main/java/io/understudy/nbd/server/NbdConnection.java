@@ -152,8 +152,12 @@ final class NbdConnection implements IoCompletion, ExtentSink
 
     void start()
     {
-        txThread = Thread.ofPlatform().name("nbd-tx-" + peer).daemon(true).start(this::transmitLoop);
-        rxThread = Thread.ofPlatform().name("nbd-rx-" + peer).daemon(true).start(this::receiveLoop);
+        // Both fields are set before either thread starts: Thread.start publishes them to the new threads, and the
+        // receiver's submissions publish them to device threads.
+        txThread = Thread.ofPlatform().name("nbd-tx-" + peer).daemon(true).unstarted(this::transmitLoop);
+        rxThread = Thread.ofPlatform().name("nbd-rx-" + peer).daemon(true).unstarted(this::receiveLoop);
+        txThread.start();
+        rxThread.start();
     }
 
     /** Stops reading requests (server shutdown): the receiver sees end-of-stream and drains. */

@@ -230,6 +230,29 @@ class NbdTransmissionTest
     }
 
     @Test
+    void deviceErrorsBecomeErrorReplies() throws IOException
+    {
+        fixture = new ServerFixture(dir, SIZE, 0, false,
+            context -> context.device(new FailingDevice(context.device(), 1 << 20, 2 << 20)));
+        try (RawClient simple = fixture.transmission(false); RawClient structured = fixture.transmission(true))
+        {
+            simple.request(0, CMD_READ, 1, 1 << 20, 4096);
+            assertEquals(NBD_EIO, simple.readSimpleReply(1), "simple READ error: no payload follows");
+            simple.request(0, CMD_WRITE, 2, 1 << 20, 4096, new byte[4096]);
+            assertEquals(NBD_ENOSPC, simple.readSimpleReply(2), "EDQUOT maps to ENOSPC");
+            simple.request(0, CMD_FLUSH, 3, 0, 0);
+            expectOk(simple, 3);
+            structured.request(0, CMD_READ, 4, (1 << 20) - 4096, 8192);
+            expectError(structured, 4, NBD_EIO);
+            structured.request(0, CMD_BLOCK_STATUS, 5, 1 << 20, 4096);
+            expectError(structured, 5, NBD_EIO);
+            structured.request(0, CMD_READ, 6, 0, 4096);
+            assertArrayEquals(new byte[4096], readStructured(structured, 6, 0, 4096));
+        }
+        assertEquals(4, fixture.server.counters().errorReplies());
+    }
+
+    @Test
     void tx_bad_request_magic() throws IOException
     {
         start(0, false);
