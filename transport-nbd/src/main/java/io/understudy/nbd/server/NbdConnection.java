@@ -9,12 +9,15 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 
 import static io.understudy.nbd.protocol.NbdProtocol.*;
 
@@ -71,6 +74,10 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private static final int SPARSE_READ_MIN = 64 << 10;
     private static final long WAIT_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
     private static final int CONTEXT_ID_BASE_ALLOCATION = 1;
+    /** Longest wait for writability before the transmitter re-checks whether the connection is still open. */
+    private static final long WRITABLE_POLL_MILLIS = 100;
+    /** Selection callback: readiness is all we wait for, the keys need no processing. */
+    private static final Consumer<SelectionKey> IGNORE_KEY = key -> { };
 
     private static final int PHASE_REPLY = 0;
     private static final int PHASE_FLUSH_AFTER = 1;
@@ -109,6 +116,20 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private volatile boolean txRunning = true;
     /** Set when the client can no longer receive replies; requests still complete, their replies are dropped. */
     private volatile boolean broken;
+    /**
+     * Set by a sender whose reply write would block: it keeps {@link #sending} held and passes it, with the
+     * unwritten part of the gather list ({@link #pendingFirst} to {@link #pendingCount}) and the slots to release
+     * after it ({@link #pendingRelease}), to the transmitter, the one thread allowed to wait for the socket.
+     * The volatile write publishes those plain fields.
+     */
+    private volatile boolean handoff;
+    private int pendingFirst;
+    private int pendingCount;
+    private long pendingRelease;
+    /** Receiver's wait for readable data, once transmission runs with a non-blocking socket. */
+    private Selector readSelector;
+    /** Transmitter's wait for room in the socket's send buffer. */
+    private Selector writeSelector;
 
     // Negotiated state, written by the receiver during the handshake, read by the reply writer afterwards
     // (published by the thread start of the transmitter and the slot hand-over).
@@ -237,6 +258,11 @@ final class NbdConnection implements IoCompletion, ExtentSink
         {
             if (handshake.run())
             {
+                // Non-blocking from here on, so that any thread can try to send replies without risking a wait;
+                // the receiver waits for requests in a selector instead.
+                channel.configureBlocking(false);
+                readSelector = Selector.open();
+                channel.register(readSelector, SelectionKey.OP_READ);
                 transmission();
             }
         }
@@ -255,6 +281,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         finally
         {
             drainInFlight();
+            closeQuietly(readSelector);
             drained.countDown();
             if (!server.isClosing())
             {
@@ -269,10 +296,15 @@ final class NbdConnection implements IoCompletion, ExtentSink
         {
             try
             {
-                if ((long)COMPLETED_MASK.getVolatile(this) == 0 || !sendReplies())
+                if (handoff)
                 {
-                    // A completion that sets the first bit unparks us; the permit covers a race with the check.
-                    // If the receiver is sending, it drains the mask again when it stops: nothing to do here.
+                    handoff = false;
+                    finishHandoff();
+                }
+                else if ((long)COMPLETED_MASK.getVolatile(this) == 0 || !sendReplies(true))
+                {
+                    // Woken by a hand-off, by a completion on a device thread that could not send, or by close.
+                    // If another thread is sending, it drains the mask again when it stops: nothing to do here.
                     LockSupport.park(this);
                 }
             }
@@ -282,6 +314,23 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 broken = true;
             }
         }
+        closeQuietly(writeSelector);
+    }
+
+    /** Transmitter: completes a write another sender could not finish, then carries on sending as the owner. */
+    private void finishHandoff()
+    {
+        try
+        {
+            writeOut(pendingFirst, pendingCount, true);
+            releaseSlots(pendingRelease);
+            drainCompleted(true);
+        }
+        finally
+        {
+            SENDING.setVolatile(this, 0);
+        }
+        sendReplies(true);
     }
 
     /** Waits until every slot is free: their device requests completed and their replies are sent or dropped. */
@@ -638,8 +687,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
             rx.position(rx.position() + buffered);
             while (payload.hasRemaining())
             {
-                sendReplies();
-                if (channel.read(payload) < 0)
+                if (receive(payload) < 0)
                 {
                     releaseUnsubmitted(slot);
                     return false;
@@ -659,6 +707,24 @@ final class NbdConnection implements IoCompletion, ExtentSink
         return true;
     }
 
+    /**
+     * Reads what the socket holds into {@code buffer}, sending the replies that are ready first; waits in the
+     * selector when nothing has arrived.
+     *
+     * @return bytes read (> 0), or -1 at end of stream.
+     */
+    private int receive(final ByteBuffer buffer) throws IOException
+    {
+        sendReplies();
+        int read;
+        while ((read = channel.read(buffer)) == 0)
+        {
+            sendReplies();
+            readSelector.select(IGNORE_KEY, 0);
+        }
+        return read;
+    }
+
     /** Makes at least {@code count} bytes readable in {@link #rx}; false at end of stream. */
     private boolean ensure(final int count) throws IOException
     {
@@ -669,8 +735,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         rx.compact();
         while (rx.position() < count)
         {
-            sendReplies();
-            if (channel.read(rx) < 0)
+            if (receive(rx) < 0)
             {
                 rx.flip();
                 return false;
@@ -694,8 +759,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 return true;
             }
             rx.clear();
-            sendReplies();
-            final int read = channel.read(rx);
+            final int read = receive(rx);
             rx.flip();
             if (read < 0)
             {
@@ -770,21 +834,24 @@ final class NbdConnection implements IoCompletion, ExtentSink
         final Slot slot = slots[(int)cookie];
         slot.result = result;
         // Volatile read-modify-write: publishes the result to the thread that drains the mask.
-        final long previous = (long)COMPLETED_MASK.getAndBitwiseOr(this, 1L << cookie);
-        if (previous == 0 && Thread.currentThread() != rxThread)
+        COMPLETED_MASK.getAndBitwiseOr(this, 1L << cookie);
+        if (Thread.currentThread() != rxThread)
         {
-            LockSupport.unpark(txThread);
+            // A device thread sends at once (non-blocking) rather than waking another thread to do it; the
+            // receiver's own completions are batched and sent before it next waits for requests.
+            sendReplies(false);
         }
     }
 
     /**
-     * Sends every reply that is ready, unless another connection thread is sending: that thread re-checks the
-     * mask after it stops sending, so the replies are never stranded and this thread never waits for a socket
-     * write (or allocates, as a contended lock would).
+     * Sends every reply that is ready, unless another thread is sending: that thread re-checks the mask after it
+     * stops sending, so replies are never stranded, and nobody waits for a lock (or allocates, as a contended lock
+     * would). The receiver and device threads never wait for the socket either: if a write would block they hand
+     * the rest to the transmitter ({@code mayWait} false).
      *
-     * @return false if another thread was sending.
+     * @return false if another thread was sending or the rest was handed to the transmitter.
      */
-    private boolean sendReplies()
+    private boolean sendReplies(final boolean mayWait)
     {
         while ((long)COMPLETED_MASK.getVolatile(this) != 0)
         {
@@ -793,19 +860,35 @@ final class NbdConnection implements IoCompletion, ExtentSink
             {
                 return false;
             }
+            boolean handedOff = false;
             try
             {
-                drainCompleted();
+                handedOff = !drainCompleted(mayWait);
             }
             finally
             {
-                SENDING.setVolatile(this, 0);
+                if (!handedOff)
+                {
+                    SENDING.setVolatile(this, 0);
+                }
+            }
+            if (handedOff)
+            {
+                handoff = true;
+                LockSupport.unpark(txThread);
+                return false;
             }
         }
         return true;
     }
 
-    private void drainCompleted()
+    private boolean sendReplies()
+    {
+        return sendReplies(false);
+    }
+
+    /** @return false if a write would block and {@code mayWait} is false: the rest is pending for a hand-off. */
+    private boolean drainCompleted(final boolean mayWait)
     {
         long done;
         while ((done = (long)COMPLETED_MASK.getAndSet(this, 0L)) != 0)
@@ -831,9 +914,14 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 count = compose(slot, count);
                 sent |= 1L << index;
             }
-            write(count);
+            if (!writeOut(0, count, mayWait))
+            {
+                pendingRelease = sent;
+                return false;
+            }
             releaseSlots(sent);
         }
+        return true;
     }
 
     /** Adds a slot's reply to the gather list; returns the new entry count. */
@@ -960,37 +1048,75 @@ final class NbdConnection implements IoCompletion, ExtentSink
         slot.reply = REPLY_PRECOMPOSED;
     }
 
-    private void write(final int count)
+    /**
+     * Writes gather-list entries {@code [first, count)}; when the socket is full, waits for room if allowed, else
+     * records where it stopped and returns false. A failed client marks the connection broken: its replies are
+     * dropped (the requests still complete, and their slots are released).
+     */
+    private boolean writeOut(final int first, final int count, final boolean mayWait)
     {
-        if (count == 0)
+        int next = first;
+        try
         {
-            return;
-        }
-        if (!broken)
-        {
-            try
+            while (next < count && !broken)
             {
-                int first = 0;
-                while (first < count)
+                final long written = channel.write(iov, next, count - next);
+                while (next < count && !iov[next].hasRemaining())
                 {
-                    channel.write(iov, first, count - first);
-                    while (first < count && !iov[first].hasRemaining())
+                    next++;
+                }
+                if (written == 0 && next < count)
+                {
+                    if (!mayWait)
                     {
-                        first++;
+                        pendingFirst = next;
+                        pendingCount = count;
+                        return false;
                     }
+                    awaitWritable();
                 }
             }
-            catch (final IOException ex)
-            {
-                broken = true;
-                LOG.log(System.Logger.Level.INFO, "NBD client {0} stopped receiving replies: {1}", peer,
-                    ex.getMessage());
-                stopReading();
-            }
+        }
+        catch (final IOException ex)
+        {
+            broken = true;
+            LOG.log(System.Logger.Level.INFO, "NBD client {0} stopped receiving replies: {1}", peer, ex.getMessage());
+            stopReading();
         }
         for (int i = 0; i < count; i++)
         {
             iov[i] = null;
+        }
+        return true;
+    }
+
+    /** Transmitter only: waits until the socket can take more, polling so that a closed connection is noticed. */
+    private void awaitWritable() throws IOException
+    {
+        if (writeSelector == null)
+        {
+            writeSelector = Selector.open();
+            channel.register(writeSelector, SelectionKey.OP_WRITE);
+        }
+        writeSelector.select(IGNORE_KEY, WRITABLE_POLL_MILLIS);
+        if (!channel.isOpen())
+        {
+            throw new ClosedChannelException();
+        }
+    }
+
+    private static void closeQuietly(final Selector selector)
+    {
+        if (selector != null)
+        {
+            try
+            {
+                selector.close();
+            }
+            catch (final IOException ex)
+            {
+                LOG.log(System.Logger.Level.DEBUG, "closing selector: {0}", ex.getMessage());
+            }
         }
     }
 

@@ -535,6 +535,39 @@ class NbdTransmissionTest
         assertEquals(300L * 4096, fixture.server.counters().bytes(CMD_WRITE));
     }
 
+    @ParameterizedTest
+    @ValueSource(ints = {0, 2})
+    void slowReaderGetsEveryReplyIntact(final int workers) throws Exception
+    {
+        start(workers, false);
+        final byte[] data = pattern(8 << 20, 14);
+        try (FileChannel channel = FileChannel.open(fixture.file, StandardOpenOption.WRITE))
+        {
+            channel.write(ByteBuffer.wrap(data), 0);
+        }
+        try (RawClient client = fixture.transmission(false))
+        {
+            // 64 replies of 512 KiB overflow the socket buffer many times: senders must hand the rest over.
+            for (int i = 0; i < 64; i++)
+            {
+                client.request(0, CMD_READ, i, (i % 16) * (512L << 10), 512 << 10);
+            }
+            Thread.sleep(200);
+            final boolean[] seen = new boolean[64];
+            for (int i = 0; i < 64; i++)
+            {
+                final int cookie = (int)client.readReply().cookie();
+                assertFalse(seen[cookie]);
+                seen[cookie] = true;
+                final int at = (cookie % 16) * (512 << 10);
+                assertArrayEquals(Arrays.copyOfRange(data, at, at + (512 << 10)), client.readBytes(512 << 10));
+            }
+            client.request(0, CMD_FLUSH, 99, 0, 0);
+            expectOk(client, 99);
+        }
+        assertEquals(0, fixture.server.counters().inFlight());
+    }
+
     @Test
     void tx_disc_completes_outstanding() throws IOException
     {
