@@ -194,21 +194,46 @@ final class NbdConnection implements IoCompletion, ExtentSink
         }
     }
 
-    /** Waits until every accepted request has been answered (or dropped because the client left). */
-    void awaitDrained()
+    /**
+     * Waits until every accepted request has been answered (or its reply dropped because the client left).
+     *
+     * @return false if that took longer than {@code timeoutNanos}.
+     */
+    boolean awaitDrained(final long timeoutNanos)
     {
         if (rxThread == null)
         {
-            return;
+            return true;
         }
         try
         {
-            drained.await();
+            return drained.await(Math.max(0, timeoutNanos), TimeUnit.NANOSECONDS);
         }
         catch (final InterruptedException ex)
         {
             Thread.currentThread().interrupt();
+            return false;
         }
+    }
+
+    /** Gives up on a client that does not read its replies: they are dropped, their slots released. */
+    void dropReplies()
+    {
+        broken = true;
+        try
+        {
+            // A transmitter waiting for room notices the closed channel within one writability poll.
+            channel.close();
+        }
+        catch (final IOException ex)
+        {
+            LOG.log(System.Logger.Level.DEBUG, "closing {0}: {1}", peer, ex.getMessage());
+        }
+    }
+
+    String peer()
+    {
+        return peer;
     }
 
     /** Closes the socket and stops the transmitter; idempotent. Only after the drain, when the server closes. */
@@ -399,7 +424,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                     return;
                 }
                 final Slot slot = acquireSlot(0);
-                slot.set(type, flags, cookie, offset, (int)Math.min(length, Integer.MAX_VALUE));
+                slot.set(type, cookie, offset, (int)Math.min(length, Integer.MAX_VALUE));
                 composeError(slot, invalid.errno, invalid.message);
                 onComplete(slot.index, 0);
                 continue;
@@ -418,7 +443,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 case CMD_FLUSH ->
                 {
                     final Slot slot = acquireSlot(0);
-                    slot.set(type, flags, cookie, offset, 0);
+                    slot.set(type, cookie, offset, 0);
                     while (!device.flush(this, slot.index))
                     {
                         waitForProgress();
@@ -427,7 +452,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 case CMD_TRIM ->
                 {
                     final Slot slot = acquireSlot(0);
-                    slot.set(type, flags, cookie, offset, 0);
+                    slot.set(type, cookie, offset, 0);
                     slot.phase = (flags & CMD_FLAG_FUA) != 0 ? PHASE_FLUSH_AFTER : PHASE_REPLY;
                     if (length == 0)
                     {
@@ -444,7 +469,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 case CMD_WRITE_ZEROES ->
                 {
                     final Slot slot = acquireSlot(0);
-                    slot.set(type, flags, cookie, offset, 0);
+                    slot.set(type, cookie, offset, 0);
                     final int deviceFlags = ((flags & CMD_FLAG_FUA) != 0 ? BlockDevice.FLAG_FUA : 0)
                         | ((flags & CMD_FLAG_NO_HOLE) != 0 ? BlockDevice.FLAG_NO_HOLE : 0)
                         | ((flags & CMD_FLAG_FAST_ZERO) != 0 ? BlockDevice.FLAG_FAST_ZERO : 0);
@@ -464,7 +489,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
                 {
                     // A prefetch hint with no effect on semantics: the range was validated, nothing to do.
                     final Slot slot = acquireSlot(0);
-                    slot.set(type, flags, cookie, offset, 0);
+                    slot.set(type, cookie, offset, 0);
                     onComplete(slot.index, 0);
                 }
                 case CMD_BLOCK_STATUS -> blockStatus(flags, cookie, offset, length);
@@ -533,7 +558,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         throws IOException
     {
         final Slot slot = acquireSlot(length);
-        slot.set(CMD_READ, flags, cookie, offset, length);
+        slot.set(CMD_READ, cookie, offset, length);
         slot.dataStart = 0;
         slot.dataEnd = length;
         if (length == 0)
@@ -597,7 +622,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         throws IOException
     {
         final Slot slot = acquireSlot(0);
-        slot.set(CMD_BLOCK_STATUS, flags, cookie, offset, 0);
+        slot.set(CMD_BLOCK_STATUS, cookie, offset, 0);
         scanForBlockStatus = true;
         slot.head.clear();
         scanSlot = slot;
@@ -677,7 +702,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         throws IOException
     {
         final Slot slot = acquireSlot(length);
-        slot.set(CMD_WRITE, flags, cookie, offset, length);
+        slot.set(CMD_WRITE, cookie, offset, length);
         if (length > 0)
         {
             final ByteBuffer payload = pool.view(slot.handle);
@@ -1152,7 +1177,6 @@ final class NbdConnection implements IoCompletion, ExtentSink
         /** Header area bytes [2048, 4096): the trailing hole chunk of a sparse read. */
         final ByteBuffer tail;
         int type;
-        int flags;
         long cookie;
         long offset;
         int length;
@@ -1171,10 +1195,9 @@ final class NbdConnection implements IoCompletion, ExtentSink
             this.tail = area.slice(TAIL_OFFSET, HEADER_AREA - TAIL_OFFSET);
         }
 
-        void set(final int type, final int flags, final long cookie, final long offset, final int length)
+        void set(final int type, final long cookie, final long offset, final int length)
         {
             this.type = type;
-            this.flags = flags;
             this.cookie = cookie;
             this.offset = offset;
             this.length = length;

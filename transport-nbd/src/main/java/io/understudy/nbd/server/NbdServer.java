@@ -190,9 +190,16 @@ public final class NbdServer implements AutoCloseable
         {
             connection.stopReading();
         }
+        final long deadline = System.nanoTime() + context.drainTimeoutNanos;
         for (final NbdConnection connection : connections)
         {
-            connection.awaitDrained();
+            if (!connection.awaitDrained(deadline - System.nanoTime()))
+            {
+                LOG.log(System.Logger.Level.WARNING, "NBD client {0} did not take its replies within the drain "
+                    + "timeout; dropping them (the requests themselves completed)", connection.peer());
+                connection.dropReplies();
+                connection.awaitDrained(Long.MAX_VALUE);
+            }
         }
         if (!context.readOnly)
         {
@@ -356,6 +363,8 @@ public final class NbdServer implements AutoCloseable
         public static final long DEFAULT_MAX_CONNECTION_BYTES = 64L << 20;
         /** Bytes of payload buffers per size class for the whole server (4 KiB, 64 KiB, 1 MiB, 32 MiB). */
         public static final long DEFAULT_PAYLOAD_BUDGET = 64L << 20;
+        /** How long close() waits for clients to take their last replies before dropping them. */
+        public static final long DEFAULT_DRAIN_TIMEOUT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
         /** Preferred block size advertised in NBD_INFO_BLOCK_SIZE. */
         public static final int PREFERRED_BLOCK_SIZE = 4096;
 
@@ -367,6 +376,7 @@ public final class NbdServer implements AutoCloseable
         private int maxInFlight = DEFAULT_MAX_IN_FLIGHT;
         private long maxConnectionBytes = DEFAULT_MAX_CONNECTION_BYTES;
         private long payloadBudgetBytes = DEFAULT_PAYLOAD_BUDGET;
+        private long drainTimeoutNanos = DEFAULT_DRAIN_TIMEOUT_NANOS;
         private int minimumBlockSize;
         private boolean concluded;
 
@@ -424,6 +434,21 @@ public final class NbdServer implements AutoCloseable
         {
             this.payloadBudgetBytes = payloadBudgetBytes;
             return this;
+        }
+
+        /**
+         * How long {@link NbdServer#close()} waits for clients to receive the replies of their last requests; a
+         * client that stops reading cannot hold shutdown hostage. The requests themselves always complete.
+         */
+        public Context drainTimeoutNanos(final long drainTimeoutNanos)
+        {
+            this.drainTimeoutNanos = drainTimeoutNanos;
+            return this;
+        }
+
+        public long drainTimeoutNanos()
+        {
+            return drainTimeoutNanos;
         }
 
         public String exportName()
@@ -500,6 +525,10 @@ public final class NbdServer implements AutoCloseable
             if (maxConnectionBytes < NbdProtocol.MAX_PAYLOAD)
             {
                 throw new IllegalArgumentException("maxConnectionBytes must be >= 32 MiB: " + maxConnectionBytes);
+            }
+            if (drainTimeoutNanos < 0)
+            {
+                throw new IllegalArgumentException("drainTimeoutNanos must be >= 0: " + drainTimeoutNanos);
             }
             if (payloadBudgetBytes < 1)
             {

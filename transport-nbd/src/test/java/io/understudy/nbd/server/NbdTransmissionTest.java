@@ -733,6 +733,30 @@ class NbdTransmissionTest
     }
 
     @Test
+    void closeDoesNotWaitForeverForAClientThatNeverReads() throws Exception
+    {
+        fixture = new ServerFixture(dir, SIZE, 2, false, context -> context.drainTimeoutNanos(300_000_000L));
+        final RawClient client = fixture.transmission(true);
+        for (int i = 0; i < 64; i++)
+        {
+            client.request(CMD_FLAG_DF, CMD_READ, i, 0, 1 << 20);
+        }
+        final long deadline = System.nanoTime() + 5_000_000_000L;
+        // The 8 MiB budget of 1 MiB buffers runs out first: the receiver then waits for replies to drain.
+        while (fixture.server.counters().backPressureWaits() == 0 && System.nanoTime() < deadline)
+        {
+            Thread.sleep(1);
+        }
+        final long start = System.nanoTime();
+        fixture.server.close();
+        final long tookMillis = (System.nanoTime() - start) / 1_000_000;
+        assertTrue(tookMillis < 3000, "close took " + tookMillis + " ms");
+        assertEquals(0, fixture.server.counters().inFlight(), "every request completed");
+        assertEquals(0, fixture.server.connectionCount());
+        client.close();
+    }
+
+    @Test
     void closeDrainsInFlightRequestsAndFlushes() throws Exception
     {
         start(2, false);
