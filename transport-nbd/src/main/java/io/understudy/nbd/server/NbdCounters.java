@@ -17,6 +17,7 @@ public final class NbdCounters
 {
     private final AtomicLong connectionsAccepted = new AtomicLong();
     private final AtomicLong connectionsActive = new AtomicLong();
+    private final AtomicLong connectionsRefused = new AtomicLong();
     private final AtomicLong inFlight = new AtomicLong();
     private final AtomicLong errorReplies = new AtomicLong();
     private final AtomicLong protocolViolations = new AtomicLong();
@@ -32,6 +33,12 @@ public final class NbdCounters
     public long connectionsActive()
     {
         return connectionsActive.get();
+    }
+
+    /** @return clients closed at once because {@code maxConnections} were open. */
+    public long connectionsRefused()
+    {
+        return connectionsRefused.get();
     }
 
     /** @return requests accepted from clients whose reply has not been sent yet, over all connections. */
@@ -75,6 +82,7 @@ public final class NbdCounters
     {
         final StringBuilder builder = new StringBuilder()
             .append("connections=").append(connectionsActive()).append('/').append(connectionsAccepted())
+            .append(" refused=").append(connectionsRefused())
             .append(" inFlight=").append(inFlight())
             .append(" errors=").append(errorReplies())
             .append(" violations=").append(protocolViolations())
@@ -91,6 +99,11 @@ public final class NbdCounters
     {
         connectionsAccepted.getAndIncrement();
         connectionsActive.getAndIncrement();
+    }
+
+    void onConnectionRefused()
+    {
+        connectionsRefused.getAndIncrement();
     }
 
     void onConnectionClosed()

@@ -253,6 +253,22 @@ public final class NbdServer implements AutoCloseable
                 }
             }
             final long id = connectionIds.incrementAndGet();
+            if (connections.size() >= context.maxConnections)
+            {
+                // Each connection owns two threads and a request budget: refuse rather than exhaust them.
+                counters.onConnectionRefused();
+                LOG.log(System.Logger.Level.WARNING, "NBD client {0}#{1} refused: {2} connections already open",
+                    listener.name, id, context.maxConnections);
+                try
+                {
+                    channel.close();
+                }
+                catch (final IOException ex)
+                {
+                    LOG.log(System.Logger.Level.DEBUG, "closing refused client: {0}", ex.getMessage());
+                }
+                continue;
+            }
             final NbdConnection connection = new NbdConnection(this, context, payloadPool, counters, channel,
                 listener.name + "#" + id);
             connections.add(connection);
@@ -363,6 +379,8 @@ public final class NbdServer implements AutoCloseable
         public static final long DEFAULT_MAX_CONNECTION_BYTES = 64L << 20;
         /** Bytes of payload buffers per size class for the whole server (4 KiB, 64 KiB, 1 MiB, 32 MiB). */
         public static final long DEFAULT_PAYLOAD_BUDGET = 64L << 20;
+        /** Connections served at once; further clients are refused (closed) until one leaves. */
+        public static final int DEFAULT_MAX_CONNECTIONS = 64;
         /** How long close() waits for clients to take their last replies before dropping them. */
         public static final long DEFAULT_DRAIN_TIMEOUT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
         /** Preferred block size advertised in NBD_INFO_BLOCK_SIZE. */
@@ -377,6 +395,7 @@ public final class NbdServer implements AutoCloseable
         private long maxConnectionBytes = DEFAULT_MAX_CONNECTION_BYTES;
         private long payloadBudgetBytes = DEFAULT_PAYLOAD_BUDGET;
         private long drainTimeoutNanos = DEFAULT_DRAIN_TIMEOUT_NANOS;
+        private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int minimumBlockSize;
         private boolean concluded;
 
@@ -449,6 +468,18 @@ public final class NbdServer implements AutoCloseable
         public long drainTimeoutNanos()
         {
             return drainTimeoutNanos;
+        }
+
+        /** Connections served at once (each costs two threads); further clients are closed at once. */
+        public Context maxConnections(final int maxConnections)
+        {
+            this.maxConnections = maxConnections;
+            return this;
+        }
+
+        public int maxConnections()
+        {
+            return maxConnections;
         }
 
         public String exportName()
@@ -525,6 +556,10 @@ public final class NbdServer implements AutoCloseable
             if (maxConnectionBytes < NbdProtocol.MAX_PAYLOAD)
             {
                 throw new IllegalArgumentException("maxConnectionBytes must be >= 32 MiB: " + maxConnectionBytes);
+            }
+            if (maxConnections < 1)
+            {
+                throw new IllegalArgumentException("maxConnections must be positive: " + maxConnections);
             }
             if (drainTimeoutNanos < 0)
             {

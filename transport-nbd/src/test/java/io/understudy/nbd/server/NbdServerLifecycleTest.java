@@ -64,6 +64,22 @@ class NbdServerLifecycleTest
     }
 
     @Test
+    void connectionsBeyondTheLimitAreRefused() throws IOException
+    {
+        try (ServerFixture fixture = new ServerFixture(dir, 1 << 20, 0, false, context -> context.maxConnections(2));
+            RawClient first = fixture.transmission(false);
+            RawClient second = fixture.connect();
+            RawClient third = fixture.connect())
+        {
+            second.handshake(RawClient.CLIENT_FIXED_NEWSTYLE);
+            assertTrue(third.closedByServer(), "third connection refused");
+            assertEquals(1, fixture.server.counters().connectionsRefused());
+            first.request(0, CMD_FLUSH, 1, 0, 0);
+            assertEquals(0, first.readSimpleReply(1), "the others are served");
+        }
+    }
+
+    @Test
     void tcpPortZeroReportsTheBoundPortOnLoopback() throws Exception
     {
         final Path file = dir.resolve("d.img");
