@@ -31,10 +31,13 @@ import static io.understudy.nbd.protocol.NbdProtocol.*;
  * yet received, read straight into the request's buffer from the {@link PayloadPool}.
  * <p>
  * <b>Replies.</b> A device completion records its result in the slot and sets the slot's bit in
- * {@link #completedMask}. The connection thread that wins {@link #sending} drains that mask and sends all the
- * finished replies with one gathering write: the receiver thread does so before each blocking read (which covers
- * every request the device completed inline), the transmitter thread when woken by a completion on a device
- * thread. Device threads never touch the socket, so a client that stops reading replies stalls only itself.
+ * {@link #completedMask}. The thread that wins {@link #sending} drains that mask and sends all the finished
+ * replies with one gathering write on the (non-blocking, in transmission) socket: the receiver before it reads
+ * again, which covers every request the device completed inline on it, and a device thread right in its
+ * completion callback, which saves waking another thread. A thread that loses the race leaves its reply to the
+ * winner, who re-checks the mask after it stops sending. A write that would block is handed, with
+ * {@link #sending} still held, to the transmitter thread, the only one that ever waits for the socket: device
+ * threads and the receiver never block on a client that does not read, and that client stalls only itself.
  * <p>
  * <b>Budget.</b> When no slot is free or the connection holds {@code maxConnectionBytes} of payload, the receiver
  * stops reading until replies drain; the client then meets TCP back-pressure.
