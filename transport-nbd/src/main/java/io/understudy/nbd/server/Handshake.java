@@ -21,8 +21,10 @@ import static io.understudy.nbd.protocol.NbdProtocol.*;
 final class Handshake
 {
     private static final System.Logger LOG = NbdServer.LOG;
-    /** Largest option we read; longer ones are treated as denial of service (the spec allows a disconnect). */
+    /** Largest option data we keep; longer data is read and discarded, and the option refused. */
     private static final int MAX_OPTION_LENGTH = 64 << 10;
+    /** Longer options are treated as denial of service (the spec allows a disconnect) rather than consumed. */
+    private static final long MAX_SKIPPED_OPTION_LENGTH = 16 << 20;
     private static final byte[] NO_ZEROES_PADDING = new byte[124];
 
     private final NbdConnection connection;
@@ -88,10 +90,28 @@ final class Handshake
                 connection.protocolViolation(String.format("bad option magic 0x%016x", magic));
                 return false;
             }
+            if (length > MAX_SKIPPED_OPTION_LENGTH)
+            {
+                connection.protocolViolation("option " + option + " of " + length + " bytes (limit 16 MiB)");
+                return false;
+            }
             if (length > MAX_OPTION_LENGTH)
             {
-                connection.protocolViolation("option " + option + " of " + length + " bytes (limit 64 KiB)");
-                return false;
+                if (!discard(length))
+                {
+                    connection.protocolViolation("truncated data of option " + option);
+                    return false;
+                }
+                final boolean known = option == OPT_EXPORT_NAME || option == OPT_INFO || option == OPT_GO
+                    || option == OPT_LIST_META_CONTEXT || option == OPT_SET_META_CONTEXT;
+                if (option == OPT_EXPORT_NAME)
+                {
+                    LOG.log(System.Logger.Level.INFO, "NBD client {0} sent an export name of {1} bytes; closing",
+                        peer, length);
+                    return false;
+                }
+                replyError(option, known ? REP_ERR_TOO_BIG : REP_ERR_UNSUP, "option data longer than 64 KiB");
+                continue;
             }
             if (!read((int)length))
             {
@@ -427,6 +447,23 @@ final class Handshake
         {
             channel.write(buffer);
         }
+    }
+
+    /** Reads and drops {@code length} bytes of option data; false at end of stream. */
+    private boolean discard(final long length) throws IOException
+    {
+        long left = length;
+        while (left > 0)
+        {
+            rx.clear().limit((int)Math.min(left, rx.capacity()));
+            final int read = channel.read(rx);
+            if (read < 0)
+            {
+                return false;
+            }
+            left -= read;
+        }
+        return true;
     }
 
     /** Reads exactly {@code length} bytes into {@link #rx} (position 0, limit length); false at end of stream. */

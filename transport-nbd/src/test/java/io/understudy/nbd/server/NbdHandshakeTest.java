@@ -150,6 +150,10 @@ class NbdHandshakeTest
                 assertEquals(0x7777, reply.option());
                 assertEquals(REP_ERR_UNSUP, reply.type());
             }
+            client.option(0x7777, new byte[1 << 20]);
+            assertEquals(REP_ERR_UNSUP, client.readOptionReply().type(), "long unknown options are consumed too");
+            client.option(OPT_SET_META_CONTEXT, new byte[100_000]);
+            assertEquals(REP_ERR_TOO_BIG, client.readOptionReply().type());
             client.option(OPT_EXTENDED_HEADERS, new byte[0]);
             assertEquals(REP_ERR_UNSUP, client.readOptionReply().type());
             client.go("disk");
