@@ -140,6 +140,12 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private boolean blockStatusContext;
     private int transmissionFlags;
 
+    /**
+     * Receiver only: the slot of the request being parsed and submitted. If submission throws (a device bug), the
+     * request never reached the device and nobody else will return the slot.
+     */
+    private Slot submitting;
+
     // Block-status and sparse-read scanning state (receiver thread only).
     private boolean scanForBlockStatus;
     private Slot scanSlot;
@@ -308,7 +314,30 @@ final class NbdConnection implements IoCompletion, ExtentSink
         }
         finally
         {
+            finishReceiving();
+        }
+    }
+
+    /** Drains the requests in flight and closes, whatever went wrong: server shutdown waits for this. */
+    private void finishReceiving()
+    {
+        try
+        {
+            final Slot abandoned = submitting;
+            if (abandoned != null && ((long)COMPLETED_MASK.getVolatile(this) & (1L << abandoned.index)) == 0
+                && ((long)FREE_MASK.getVolatile(this) & (1L << abandoned.index)) == 0)
+            {
+                releaseSlots(1L << abandoned.index);
+            }
+            submitting = null;
             drainInFlight();
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            context.errorHandler().onError(ex);
+        }
+        finally
+        {
             closeQuietly(readSelector);
             drained.countDown();
             if (!server.isClosing())
@@ -384,6 +413,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
         rx.clear().limit(0);
         while (true)
         {
+            submitting = null;
             if (!ensure(REQUEST_HEADER_LENGTH))
             {
                 if (rx.hasRemaining())
@@ -816,6 +846,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
             }
         }
         final Slot slot = slots[index];
+        submitting = slot;
         if (payloadLength > 0)
         {
             int handle;
@@ -867,7 +898,17 @@ final class NbdConnection implements IoCompletion, ExtentSink
         {
             // A device thread sends at once (non-blocking) rather than waking another thread to do it; the
             // receiver's own completions are batched and sent before it next waits for requests.
-            sendReplies(false);
+            try
+            {
+                sendReplies(false);
+            }
+            catch (final RuntimeException ex)
+            {
+                // Never let our failure escape into the device's completion thread.
+                context.errorHandler().onError(ex);
+                broken = true;
+                stopReading();
+            }
         }
     }
 
@@ -939,7 +980,18 @@ final class NbdConnection implements IoCompletion, ExtentSink
                     }
                     continue;
                 }
-                count = compose(slot, count);
+                try
+                {
+                    count = compose(slot, count);
+                }
+                catch (final RuntimeException ex)
+                {
+                    // A bug, not a client error: this reply is lost, so the stream cannot continue. Drop the
+                    // client but keep releasing slots so that the connection still drains and closes.
+                    context.errorHandler().onError(ex);
+                    broken = true;
+                    stopReading();
+                }
                 sent |= 1L << index;
             }
             if (!writeOut(0, count, mayWait))

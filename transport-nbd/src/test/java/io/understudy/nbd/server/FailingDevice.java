@@ -7,18 +7,28 @@ import io.understudy.engine.device.IoCompletion;
 
 import java.lang.foreign.MemorySegment;
 
-/** Delegates to a real device but fails every request touching [failFrom, failTo) with EIO, like a bad sector. */
+/**
+ * Delegates to a real device but fails every request touching [failFrom, failTo) with EIO, like a bad sector, or
+ * (when {@code throwing}) throws from read submission there, like a buggy device.
+ */
 final class FailingDevice implements BlockDevice
 {
     private final BlockDevice delegate;
     private final long failFrom;
     private final long failTo;
+    private final boolean throwing;
 
     FailingDevice(final BlockDevice delegate, final long failFrom, final long failTo)
+    {
+        this(delegate, failFrom, failTo, false);
+    }
+
+    FailingDevice(final BlockDevice delegate, final long failFrom, final long failTo, final boolean throwing)
     {
         this.delegate = delegate;
         this.failFrom = failFrom;
         this.failTo = failTo;
+        this.throwing = throwing;
     }
 
     private boolean bad(final long offset, final long length)
@@ -62,6 +72,10 @@ final class FailingDevice implements BlockDevice
     {
         if (bad(offset, length))
         {
+            if (throwing)
+            {
+                throw new IllegalStateException("device bug at offset " + offset);
+            }
             completion.onComplete(cookie, -Errno.EIO);
             return true;
         }

@@ -264,6 +264,27 @@ class NbdTransmissionTest
     }
 
     @Test
+    void anUnexpectedExceptionDropsOnlyThatClient() throws Exception
+    {
+        final java.util.List<Throwable> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
+        fixture = new ServerFixture(dir, SIZE, 2, false, context -> context.errorHandler(errors::add)
+            .device(new FailingDevice(context.device(), 1 << 20, 2 << 20, true)));
+        try (RawClient victim = fixture.transmission(true); RawClient other = fixture.transmission(true))
+        {
+            victim.request(0, CMD_WRITE, 1, 0, 4096, pattern(4096, 15));
+            expectOk(victim, 1);
+            victim.request(0, CMD_READ, 2, 1 << 20, 4096);
+            assertTrue(victim.closedByServer(), "the connection whose request broke the server is dropped");
+            other.request(0, CMD_READ, 3, 0, 4096);
+            assertArrayEquals(pattern(4096, 15), readStructured(other, 3, 0, 4096));
+        }
+        assertEquals(1, errors.size());
+        assertEquals("device bug at offset 1048576", errors.get(0).getMessage());
+        fixture.server.close();
+        assertEquals(0, fixture.server.counters().inFlight());
+    }
+
+    @Test
     void tx_bad_request_magic() throws IOException
     {
         start(0, false);
