@@ -5,7 +5,7 @@
 #
 #   bench/nbd-vs-peers.sh                    # defaults below
 #   ROUNDS=5 RUNTIME=20 SIZE=4G DIR=/var/tmp bench/nbd-vs-peers.sh
-#   IO=threads bench/nbd-vs-peers.sh         # pin understudy's I/O backend (default: auto)
+#   IO=threads IO_WORKERS=2 bench/nbd-vs-peers.sh   # pin understudy's I/O backend (default: auto, 0 workers)
 #
 # Needs: fio, qemu-nbd (qemu-utils), nbdkit, python3, and a built jar (bin/understudy builds it if missing).
 set -euo pipefail
@@ -15,6 +15,7 @@ RUNTIME=${RUNTIME:-10}
 SIZE=${SIZE:-1G}
 DIR=${DIR:-/tmp}
 IO=${IO:-auto}
+IO_WORKERS=${IO_WORKERS:-0}
 SERVERS=${SERVERS:-"understudy qemu-nbd nbdkit"}
 
 for tool in fio qemu-nbd nbdkit python3; do
@@ -49,7 +50,7 @@ jobs=(
 start_server() {
     rm -f "$socket"
     case "$1" in
-        understudy) "$root/bin/understudy" serve --disk "$image" --socket "$socket" --io "$IO" >"$work/server.log" 2>&1 & ;;
+        understudy) "$root/bin/understudy" serve --disk "$image" --socket "$socket" --io "$IO" --io-workers "$IO_WORKERS" >"$work/server.log" 2>&1 & ;;
         qemu-nbd)   qemu-nbd -f raw -k "$socket" -t -e 16 --cache=writeback --aio=threads "$image" >"$work/server.log" 2>&1 & ;;
         nbdkit)     nbdkit -f -U "$socket" file "$image" >"$work/server.log" 2>&1 & ;;
     esac
@@ -89,6 +90,9 @@ for round in $(seq 1 "$ROUNDS"); do
     for server in $SERVERS; do
         echo "round $round/$ROUNDS: $server" >&2
         start_server "$server"
+        # Unmeasured warm-up, the same for every server: a JIT-compiled daemon is what runs in production.
+        fio --name=warmup --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
+            --runtime=3 --rw=randrw --bs=4k --iodepth=16 --output=/dev/null
         for job in "${jobs[@]}"; do
             IFS='|' read -r name args metric <<<"$job"
             run_fio "$server" "$name" "$args" "$metric"

@@ -20,14 +20,18 @@ import java.nio.file.Path;
  */
 public final class AutoIoEngine implements IoEngine
 {
-    private final ThreadPoolIoEngine threads = new ThreadPoolIoEngine();
+    private final ThreadPoolIoEngine threads;
     private final String uringRefusal;
     private UringIoEngine uring;
 
-    /** @param uringRefusal null if the io_uring probe succeeded, else why it failed. */
-    AutoIoEngine(final String uringRefusal)
+    /**
+     * @param uringRefusal  null if the io_uring probe succeeded, else why it failed.
+     * @param threadWorkers workers of the thread backend (0: inline on the submitting thread).
+     */
+    AutoIoEngine(final String uringRefusal, final int threadWorkers)
     {
         this.uringRefusal = uringRefusal;
+        this.threads = new ThreadPoolIoEngine(threadWorkers);
     }
 
     @Override

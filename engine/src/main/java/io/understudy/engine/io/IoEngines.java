@@ -29,13 +29,26 @@ public final class IoEngines
     }
 
     /**
+     * Creates an engine whose thread backend has {@link ThreadPoolIoEngine#DEFAULT_WORKERS} workers.
+     *
      * @throws IOException if {@code mode} is {@link IoMode#URING} and io_uring is unavailable.
      */
     public static IoEngine create(final IoMode mode) throws IOException
     {
+        return create(mode, ThreadPoolIoEngine.DEFAULT_WORKERS);
+    }
+
+    /**
+     * @param threadWorkers workers of the thread backend; 0 runs its requests inline on the submitting thread,
+     *                      which is fastest for page-cache files when every submitter is an I/O thread of its own
+     *                      (an NBD connection's receiver, for example).
+     * @throws IOException if {@code mode} is {@link IoMode#URING} and io_uring is unavailable.
+     */
+    public static IoEngine create(final IoMode mode, final int threadWorkers) throws IOException
+    {
         return switch (mode)
         {
-            case THREADS -> new ThreadPoolIoEngine();
+            case THREADS -> new ThreadPoolIoEngine(threadWorkers);
             case URING ->
             {
                 final String refusal = probe();
@@ -45,7 +58,7 @@ public final class IoEngines
                 }
                 yield new UringIoEngine();
             }
-            case AUTO -> new AutoIoEngine(probe());
+            case AUTO -> new AutoIoEngine(probe(), threadWorkers);
         };
     }
 
