@@ -13,6 +13,7 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -115,6 +116,8 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private volatile int sending;
 
     private Thread rxThread;
+    /** Set by the handshake timer before it closes the socket; read by the receiver after the handshake. */
+    private volatile boolean handshakeTimedOut;
     private Thread txThread;
     private volatile boolean txRunning = true;
     /** Set when the client can no longer receive replies; requests still complete, their replies are dropped. */
@@ -286,11 +289,33 @@ final class NbdConnection implements IoCompletion, ExtentSink
         LOG.log(System.Logger.Level.WARNING, "NBD client {0} disconnected: {1}", peer, what);
     }
 
+    /** Runs on the server's timer thread: closing the socket ends the receiver's blocking handshake read. */
+    private void handshakeExpired()
+    {
+        handshakeTimedOut = true;
+        protocolViolation("no complete handshake within " +
+            TimeUnit.NANOSECONDS.toMillis(context.handshakeTimeoutNanos()) + " ms");
+        closeResources();
+    }
+
     private void receiveLoop()
     {
+        final ScheduledFuture<?> deadline = server.armHandshakeDeadline(this::handshakeExpired);
         try
         {
-            if (handshake.run())
+            final boolean entered;
+            try
+            {
+                entered = handshake.run();
+            }
+            finally
+            {
+                if (deadline != null)
+                {
+                    deadline.cancel(false);
+                }
+            }
+            if (entered && !handshakeTimedOut)
             {
                 // Non-blocking from here on, so that any thread can try to send replies without risking a wait;
                 // the receiver waits for requests in a selector instead.

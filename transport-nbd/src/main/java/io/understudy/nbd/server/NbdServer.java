@@ -21,6 +21,10 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -53,6 +57,8 @@ public final class NbdServer implements AutoCloseable
     private final List<Listener> listeners = new ArrayList<>();
     private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicLong connectionIds = new AtomicLong();
+    /** Fires handshake deadlines; one daemon thread, idle unless a client dawdles. */
+    private final ScheduledThreadPoolExecutor handshakeTimer = newHandshakeTimer();
     private volatile boolean closing;
     private boolean started;
 
@@ -183,6 +189,7 @@ public final class NbdServer implements AutoCloseable
             return;
         }
         closing = true;
+        handshakeTimer.shutdownNow();
         for (final Listener listener : listeners)
         {
             closeQuietly(listener);
@@ -376,6 +383,27 @@ public final class NbdServer implements AutoCloseable
     /**
      * Configuration of a server, validated by {@link #conclude()} (called by the server's constructor).
      */
+    private static ScheduledThreadPoolExecutor newHandshakeTimer()
+    {
+        final ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(
+            1, runnable -> Thread.ofPlatform().name("nbd-handshake-timer").daemon(true).unstarted(runnable));
+        timer.setRemoveOnCancelPolicy(true); // a finished handshake leaves nothing queued behind
+        return timer;
+    }
+
+    /** Arms the handshake deadline of a new connection; the returned future is cancelled when it completes. */
+    ScheduledFuture<?> armHandshakeDeadline(final Runnable onExpiry)
+    {
+        try
+        {
+            return handshakeTimer.schedule(onExpiry, context.handshakeTimeoutNanos, TimeUnit.NANOSECONDS);
+        }
+        catch (final RejectedExecutionException shuttingDown)
+        {
+            return null; // the server is closing and closes this connection anyway
+        }
+    }
+
     public static final class Context
     {
         /** Requests a connection may have in flight; the cookie space of one connection's request slots. */
@@ -388,6 +416,7 @@ public final class NbdServer implements AutoCloseable
         public static final int DEFAULT_MAX_CONNECTIONS = 64;
         /** How long close() waits for clients to take their last replies before dropping them. */
         public static final long DEFAULT_DRAIN_TIMEOUT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+        public static final long DEFAULT_HANDSHAKE_TIMEOUT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
         /** Preferred block size advertised in NBD_INFO_BLOCK_SIZE. */
         public static final int PREFERRED_BLOCK_SIZE = 4096;
 
@@ -400,6 +429,7 @@ public final class NbdServer implements AutoCloseable
         private long maxConnectionBytes = DEFAULT_MAX_CONNECTION_BYTES;
         private long payloadBudgetBytes = DEFAULT_PAYLOAD_BUDGET;
         private long drainTimeoutNanos = DEFAULT_DRAIN_TIMEOUT_NANOS;
+        private long handshakeTimeoutNanos = DEFAULT_HANDSHAKE_TIMEOUT_NANOS;
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int minimumBlockSize;
         private boolean concluded;
@@ -473,6 +503,22 @@ public final class NbdServer implements AutoCloseable
         public long drainTimeoutNanos()
         {
             return drainTimeoutNanos;
+        }
+
+        /**
+         * How long a client may take from connecting to entering transmission (qemu-nbd's handshake limit is 10 s
+         * as well): a client that connects and then says nothing would otherwise hold two threads and a
+         * connection place for ever.
+         */
+        public Context handshakeTimeoutNanos(final long handshakeTimeoutNanos)
+        {
+            this.handshakeTimeoutNanos = handshakeTimeoutNanos;
+            return this;
+        }
+
+        public long handshakeTimeoutNanos()
+        {
+            return handshakeTimeoutNanos;
         }
 
         /** Connections served at once (each costs two threads); further clients are closed at once. */
@@ -565,6 +611,10 @@ public final class NbdServer implements AutoCloseable
             if (maxConnections < 1)
             {
                 throw new IllegalArgumentException("maxConnections must be positive: " + maxConnections);
+            }
+            if (handshakeTimeoutNanos <= 0)
+            {
+                throw new IllegalArgumentException("handshakeTimeoutNanos must be > 0: " + handshakeTimeoutNanos);
             }
             if (drainTimeoutNanos < 0)
             {

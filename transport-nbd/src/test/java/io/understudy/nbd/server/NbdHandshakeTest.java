@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 
 import static io.understudy.nbd.protocol.NbdProtocol.*;
@@ -353,6 +354,34 @@ class NbdHandshakeTest
             assertTrue(client.closedByServer(), "a 4 GiB option is treated as denial of service");
         }
         assertServes();
+    }
+
+    @Test
+    void silentClientsAreDisconnectedAtTheHandshakeDeadline(@TempDir final Path other) throws Exception
+    {
+        try (ServerFixture strict = new ServerFixture(other, SIZE, 1, false,
+            context -> context.handshakeTimeoutNanos(TimeUnit.MILLISECONDS.toNanos(300)).maxConnections(2)))
+        {
+            final long start = System.nanoTime();
+            try (RawClient silent = strict.connect(); RawClient halfway = strict.connect())
+            {
+                silent.readBytes(18);
+                halfway.handshake(RawClient.CLIENT_FIXED_NEWSTYLE); // then never sends an option
+                assertTrue(silent.closedByServer(), "a client that says nothing is dropped");
+                assertTrue(halfway.closedByServer(), "a client stuck in option haggling is dropped");
+            }
+            final long waitedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertTrue(waitedMillis >= 250 && waitedMillis < 5_000, "dropped after " + waitedMillis + " ms");
+            // Both places are free again, and a client that completes its handshake in time keeps being served
+            // after the deadline has passed.
+            try (RawClient client = strict.transmission(false))
+            {
+                Thread.sleep(500);
+                client.request(0, CMD_WRITE, 1, 0, 4, new byte[] {9, 8, 7, 6});
+                assertEquals(0, client.readSimpleReply(1));
+            }
+            assertTrue(strict.server.counters().protocolViolations() >= 2);
+        }
     }
 
     private void assertServes() throws IOException
