@@ -1,6 +1,12 @@
 package io.understudy.nbd.interop;
 
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.nbd.client.NbdClientDevice;
+
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -15,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * The contents of a disk as runs of one byte value, e.g. {@code [0,16M)=11 [16M,17M)=55 [17M,64M)=11}: an exact
  * description of every byte (two layouts are equal exactly when the bytes are) that stays readable in an
  * assertion message. Expected layouts are painted like the writes that made them; actual ones are read from
- * files.
+ * files or devices.
  */
 final class Layout
 {
@@ -48,9 +54,7 @@ final class Layout
         {
             final Layout layout = new Layout(channel.size());
             final ByteBuffer buffer = ByteBuffer.allocateDirect(CHUNK);
-            long offset = 0;
-            int current = -1;
-            while (offset < layout.size)
+            for (long offset = 0; offset < layout.size; )
             {
                 buffer.clear();
                 final int read = channel.read(buffer, offset);
@@ -58,19 +62,45 @@ final class Layout
                 {
                     throw new IOException("short read of " + file + " at " + offset);
                 }
-                for (int i = 0; i < read; i++)
-                {
-                    final int value = buffer.get(i) & 0xff;
-                    if (value != current)
-                    {
-                        layout.starts.add(offset + i);
-                        layout.values.add(value);
-                        current = value;
-                    }
-                }
+                layout.append(offset, MemorySegment.ofBuffer(buffer.flip()), read);
                 offset += read;
             }
             return layout;
+        }
+    }
+
+    /** Reads every byte of {@code device} (e.g. an NBD export through {@link NbdClientDevice}). */
+    static Layout of(final BlockDevice device)
+    {
+        final Layout layout = new Layout(device.size());
+        try (Arena arena = Arena.ofShared())
+        {
+            final MemorySegment buffer = arena.allocate(CHUNK, 4096);
+            for (long offset = 0; offset < layout.size; offset += CHUNK)
+            {
+                final long at = offset;
+                final int length = (int)Math.min(CHUNK, layout.size - offset);
+                assertEquals(length, InteropFixture.run((c, k) -> device.read(at, buffer, length, c, k)),
+                    "read of " + length + " at " + at);
+                layout.append(offset, buffer, length);
+            }
+        }
+        return layout;
+    }
+
+    /** Extends the runs by the next {@code length} bytes of the disk, at {@code offset}. */
+    private void append(final long offset, final MemorySegment bytes, final int length)
+    {
+        int current = values.isEmpty() ? -1 : values.getLast();
+        for (int i = 0; i < length; i++)
+        {
+            final int value = bytes.get(ValueLayout.JAVA_BYTE, i) & 0xff;
+            if (value != current)
+            {
+                starts.add(offset + i);
+                values.add(value);
+                current = value;
+            }
         }
     }
 
@@ -106,7 +136,17 @@ final class Layout
     /** Asserts the bytes of {@code file} are exactly this layout. */
     void assertFile(final Path file, final String what) throws IOException
     {
-        final Layout actual = of(file);
+        assertSame(of(file), file.toString(), what);
+    }
+
+    /** Asserts the bytes of {@code device} are exactly this layout. */
+    void assertDevice(final BlockDevice device, final String name, final String what)
+    {
+        assertSame(of(device), name, what);
+    }
+
+    private void assertSame(final Layout actual, final String file, final String what)
+    {
         if (actual.size != size || !actual.starts.equals(starts) || !actual.values.equals(values))
         {
             assertEquals(toString(), actual.toString(), what + ": " + file);

@@ -28,13 +28,15 @@ final class Qemu implements AutoCloseable
     private final Process process;
     private final Path log;
     private final Qmp qmp;
+    private final Thread reaper;
     private long logRead;
 
-    private Qemu(final Process process, final Path log, final Qmp qmp)
+    private Qemu(final Process process, final Path log, final Qmp qmp, final Thread reaper)
     {
         this.process = process;
         this.log = log;
         this.qmp = qmp;
+        this.reaper = reaper;
     }
 
     /** Fails the test, naming the Debian package, if {@code tool} is not installed. */
@@ -68,13 +70,17 @@ final class Qemu implements AutoCloseable
             .redirectOutput(log.toFile());
         builder.environment().put("PATH", PATH);
         final Process process = builder.start();
+        // A test JVM stopped by SIGTERM (e.g. a hung run killed by CI) must not leave QEMU behind.
+        final Thread reaper = Thread.ofPlatform().unstarted(process::destroyForcibly);
+        Runtime.getRuntime().addShutdownHook(reaper);
         try
         {
-            return new Qemu(process, log, Qmp.connect(socket, TIMEOUT_NANOS, process.toHandle()));
+            return new Qemu(process, log, Qmp.connect(socket, TIMEOUT_NANOS, process.toHandle()), reaper);
         }
         catch (final IOException | RuntimeException | AssertionError ex)
         {
             process.destroyForcibly();
+            Runtime.getRuntime().removeShutdownHook(reaper);
             throw new IOException("QEMU did not come up: " + String.join(" ", command) + "\n" +
                 Files.readString(log, StandardCharsets.UTF_8), ex);
         }
@@ -136,6 +142,7 @@ final class Qemu implements AutoCloseable
         {
             process.destroyForcibly();
             process.waitFor(10, TimeUnit.SECONDS);
+            Runtime.getRuntime().removeShutdownHook(reaper);
         }
     }
 }

@@ -40,6 +40,7 @@ class QemuPrimaryInteropTest
     private static final long M32 = 32 * MIB;
     private static final long ZERO_AT = 40 * MIB;
     private static final long ZERO_UNMAP_AT = 48 * MIB;
+    private static final long DISCARD_AT = 56 * MIB;
 
     @TempDir
     Path dir;
@@ -121,10 +122,11 @@ class QemuPrimaryInteropTest
     }
 
     /**
-     * Spec 3.1 E3 (AX-04) with our secondary, plus AX-05 in the first epoch: PVM 0x22 [32M,64M), write-zeroes
-     * at 40M and (unmap) 48M, flush; SVM 0x33 [0,1M); checkpoint; PVM 0x44 [0,32M); SVM 0x55 [16M,17M); QEMU
-     * SIGKILL; failover. S must then be the SVM's view: the checkpointed primary data, the current epoch's SVM
-     * write, and neither the unfinished epoch's primary write nor the SVM write dropped at the checkpoint.
+     * Spec 3.1 E3 (AX-04) with our secondary, plus AX-05/AX-06 in the first epoch: PVM 0x22 [32M,64M),
+     * write-zeroes at 40M and (unmap) 48M, discard at 56M (QEMU does not forward it), flush; SVM 0x33 [0,1M);
+     * checkpoint; PVM 0x44 [0,32M); SVM 0x55 [16M,17M); QEMU SIGKILL; failover. S must then be the SVM's view:
+     * the checkpointed primary data, the current epoch's SVM write, and neither the unfinished epoch's primary
+     * write nor the SVM write dropped at the checkpoint.
      */
     @Test
     @Timeout(60)
@@ -147,6 +149,12 @@ class QemuPrimaryInteropTest
         assertEquals(writeBytes + 2 * CLUSTER, counters.bytes(NbdProtocol.CMD_WRITE));
         assertEquals(0, counters.requests(NbdProtocol.CMD_WRITE_ZEROES));
         epoch0.paint(ZERO_AT, CLUSTER, 0).paint(ZERO_UNMAP_AT, CLUSTER, 0).assertFile(s, "zeroes land in S");
+        // AX-06 as QEMU does it: a discard is not forwarded at all, S keeps the old bytes.
+        qemu.qemuIo("colo1", "discard " + DISCARD_AT + " " + CLUSTER, "discard " + CLUSTER + "/" + CLUSTER +
+            " bytes at offset " + DISCARD_AT);
+        assertEquals(writes + 2, counters.requests(NbdProtocol.CMD_WRITE));
+        assertEquals(0, counters.requests(NbdProtocol.CMD_TRIM));
+        epoch0.assertFile(s, "a discard leaves S alone");
         final long flushes = counters.requests(NbdProtocol.CMD_FLUSH);
         qemu.qemuIo("colo1", "flush", "");
         assertEquals(flushes + 1, counters.requests(NbdProtocol.CMD_FLUSH), "one flush reaches the secondary");
@@ -161,14 +169,15 @@ class QemuPrimaryInteropTest
         svmWrite(16 * MIB, MIB, 0x55);
         epoch0.paint(0, M32, 0x44).assertFile(s, "S holds the primary's writes of the unfinished epoch");
 
+        final Layout expected = Layout.filled(SIZE, 0x11).paint(16 * MIB, MIB, 0x55).paint(M32, M32, 0x22)
+            .paint(ZERO_AT, CLUSTER, 0).paint(ZERO_UNMAP_AT, CLUSTER, 0);
+        expected.assertDevice(secondary.view(), "view", "the SVM view before failover");
+
         qemu.kill();
         assertEquals(ControlResult.OK, secondary.failover(5 * SECOND));
         assertEquals(0, secondary.awaitFailover(20 * SECOND));
         assertSame(ReplicationStage.DONE, secondary.stage());
         assertEquals(ControlResult.OK, secondary.getError());
-
-        final Layout expected = Layout.filled(SIZE, 0x11).paint(16 * MIB, MIB, 0x55).paint(M32, M32, 0x22)
-            .paint(ZERO_AT, CLUSTER, 0).paint(ZERO_UNMAP_AT, CLUSTER, 0);
         expected.assertFile(s, "S after failover (spec 3.1 E3)");
     }
 }

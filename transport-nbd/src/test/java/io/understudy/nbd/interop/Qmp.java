@@ -124,7 +124,8 @@ final class Qmp implements AutoCloseable
         }
     }
 
-    private Map<String, Object> send(final String command, final String arguments)
+    /** Runs a command and returns the whole reply, "return" or "error". */
+    Map<String, Object> send(final String command, final String arguments)
     {
         final String line = "{\"execute\":" + Json.quote(command) +
             (arguments == null ? "" : ",\"arguments\":" + arguments) + "}\n";
