@@ -91,6 +91,14 @@ class QemuPrimaryInteropTest
     /** Starts QEMU as the primary and connects its replication child to our sink (spec 7, primary setup). */
     private void startQemuPrimary() throws Exception
     {
+        addReplicationChild();
+        qemu.qmp().execute("xen-set-replication", "{\"enable\":true,\"primary\":true}");
+        assertEquals(Map.of("error", false), qemu.qmp().execute("query-xen-replication-status"));
+    }
+
+    /** Starts QEMU with the quorum over prim.raw and adds the replication child on NBD, not yet started. */
+    private void addReplicationChild() throws Exception
+    {
         final Path prim = fx.file("prim.raw", 0x11);
         qemu = Qemu.start(dir, "primary", List.of("if=none,id=colo1,driver=quorum,read-pattern=fifo," +
             "vote-threshold=1,children.0.file.filename=" + prim + ",children.0.driver=raw"));
@@ -99,8 +107,6 @@ class QemuPrimaryInteropTest
             "\"file\":{\"driver\":\"nbd\",\"server\":{\"type\":\"inet\",\"host\":\"127.0.0.1\",\"port\":\"" +
             sinkServer.tcpPort() + "\"},\"export\":\"colo1\"}}");
         qmp.execute("x-blockdev-change", "{\"parent\":\"colo1\",\"node\":\"nbd_client1\"}");
-        qmp.execute("xen-set-replication", "{\"enable\":true,\"primary\":true}");
-        assertEquals(Map.of("error", false), qmp.execute("query-xen-replication-status"));
         assertEquals(1, sinkServer.connectionCount(), "QEMU's replication child is connected to our sink");
     }
 
@@ -174,10 +180,33 @@ class QemuPrimaryInteropTest
         expected.assertDevice(secondary.view(), "view", "the SVM view before failover");
 
         qemu.kill();
+        // As COLO-FT's nbd-server-stop: the forwarding export goes first (its final flush reaches S, still open).
+        sinkServer.close();
         assertEquals(ControlResult.OK, secondary.failover(5 * SECOND));
         assertEquals(0, secondary.awaitFailover(20 * SECOND));
         assertSame(ReplicationStage.DONE, secondary.stage());
         assertEquals(ControlResult.OK, secondary.getError());
         expected.assertFile(s, "S after failover (spec 3.1 E3)");
+    }
+
+    /**
+     * AX-09 as QEMU 7.2 does it (spec 7, E2): a PVM write before {@code xen-set-replication} succeeds for the
+     * guest (quorum, vote-threshold 1) but is not forwarded, so S silently misses it. Our secondary never sees
+     * a request; after the start, forwarding works.
+     */
+    @Test
+    @Timeout(60)
+    void qemuPrimaryDoesNotForwardWritesBeforeStart() throws Exception
+    {
+        addReplicationChild();
+        final NbdCounters counters = sinkServer.counters();
+        pvmWrite(0, MIB, 0x21);
+        assertEquals(0, counters.requests(NbdProtocol.CMD_WRITE), "nothing forwarded before the start");
+        Layout.filled(SIZE, 0x11).assertFile(s, "S misses the PVM write made before the start");
+
+        qemu.qmp().execute("xen-set-replication", "{\"enable\":true,\"primary\":true}");
+        pvmWrite(MIB, MIB, 0x22);
+        assertEquals(1, counters.requests(NbdProtocol.CMD_WRITE));
+        Layout.filled(SIZE, 0x11).paint(MIB, MIB, 0x22).assertFile(s, "S after the start");
     }
 }

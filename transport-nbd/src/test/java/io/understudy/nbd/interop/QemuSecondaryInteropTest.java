@@ -1,6 +1,7 @@
 package io.understudy.nbd.interop;
 
 import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.Errno;
 import io.understudy.engine.replication.CheckpointReport;
 import io.understudy.engine.replication.ControlResult;
 import io.understudy.engine.replication.ReplicationMode;
@@ -29,6 +30,7 @@ import static io.understudy.nbd.interop.InteropFixture.QUEUE_DEPTH;
 import static io.understudy.nbd.interop.InteropFixture.SECOND;
 import static io.understudy.nbd.interop.InteropFixture.SIZE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -55,6 +57,7 @@ class QemuSecondaryInteropTest
     private Path sec;
     private Qemu qemu;
     private int port;
+    private NbdClientDevice peer;
 
     @BeforeEach
     void setUp() throws Exception
@@ -116,6 +119,18 @@ class QemuSecondaryInteropTest
         return fail("nbd-server-start failed " + PORT_ATTEMPTS + " times: " + errors);
     }
 
+    /** Our primary over {@code prim}, forwarding to QEMU's {@code colo1}, started. */
+    private ReplicationPrimary startPrimary(final Path prim) throws IOException
+    {
+        peer = fx.owned(NbdClientDevice.connect(new InetSocketAddress("127.0.0.1", port), "colo1"));
+        assertEquals(SIZE, peer.size());
+        final ReplicationPrimary primary = fx.owned(new ReplicationPrimary(fx.open(prim), peer, false, CLUSTER,
+            5 * SECOND, QUEUE_DEPTH));
+        fx.dutyCycle(primary::doWork);
+        assertEquals(ControlResult.OK, primary.start(ReplicationMode.PRIMARY));
+        return primary;
+    }
+
     private void guestWrite(final BlockDevice primary, final long offset, final long length, final int pattern)
     {
         fx.fill(primary, offset, length, pattern);
@@ -162,13 +177,7 @@ class QemuSecondaryInteropTest
     void ourPrimaryDiesThenQemuSecondaryFailsOver() throws Exception
     {
         final Path prim = fx.file("prim.raw", 0x11);
-        final NbdClientDevice peer = fx.owned(NbdClientDevice.connect(new InetSocketAddress("127.0.0.1", port),
-            "colo1"));
-        assertEquals(SIZE, peer.size());
-        final ReplicationPrimary primary = fx.owned(new ReplicationPrimary(fx.open(prim), peer, false, CLUSTER,
-            5 * SECOND, QUEUE_DEPTH));
-        fx.dutyCycle(primary::doWork);
-        assertEquals(ControlResult.OK, primary.start(ReplicationMode.PRIMARY));
+        final ReplicationPrimary primary = startPrimary(prim);
 
         guestWrite(primary, M32, M32, 0x22);
         assertEquals(0, InteropFixture.run((c, k) -> primary.writeZeroes(ZERO_AT, CLUSTER, 0, c, k)));
@@ -212,5 +221,37 @@ class QemuSecondaryInteropTest
         qemu.quit();
 
         expected.assertFile(sec, "sec.raw after QEMU's failover (spec 3.1 E3)");
+    }
+
+    /**
+     * AX-18 with a real peer crash: QEMU (the secondary) is SIGKILLed; the next guest write still succeeds on the
+     * primary's disk, the pair is degraded with the error latched and the cluster marked dirty, and a
+     * checkpoint is refused. sec.raw keeps exactly what was forwarded before the crash.
+     */
+    @Test
+    @Timeout(60)
+    void qemuSecondaryDiesAndOurPrimaryDegrades() throws Exception
+    {
+        final Path prim = fx.file("prim.raw", 0x11);
+        final ReplicationPrimary primary = startPrimary(prim);
+        guestWrite(primary, 0, MIB, 0x22);
+        assertTrue(primary.checkpoint(5 * SECOND, deadline ->
+        {
+            qemu.qmp().execute("xen-colo-do-checkpoint");
+            return 0;
+        }).ok());
+        assertFalse(primary.isDirty(0), "the checkpoint cleared the dirty bitmap");
+
+        qemu.kill();
+        guestWrite(primary, MIB, MIB, 0x33);
+        assertTrue(primary.isDegraded());
+        assertFalse(primary.getError().ok(), "the peer's loss is latched: " + primary.getError());
+        assertTrue(primary.isDirty(MIB), "the cluster written after the crash is dirty (resync)");
+        assertFalse(primary.isDirty(0));
+        final CheckpointReport refused = primary.checkpoint(SECOND);
+        assertEquals(-Errno.EIO, refused.result(), refused.toString());
+
+        Layout.filled(SIZE, 0x11).paint(0, MIB, 0x22).paint(MIB, MIB, 0x33).assertFile(prim, "the primary's disk");
+        Layout.filled(SIZE, 0x11).paint(0, MIB, 0x22).assertFile(sec, "sec.raw after QEMU's crash");
     }
 }
