@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -120,10 +121,11 @@ final class Qemu implements AutoCloseable
         assertTrue(process.waitFor(10, TimeUnit.SECONDS), "QEMU did not die on SIGKILL");
     }
 
-    /** QMP {@code quit} and waits for the exit. */
+    /** QMP {@code quit}, its SHUTDOWN event, and the exit. */
     void quit() throws IOException, InterruptedException
     {
         qmp.execute("quit");
+        assertEquals(Map.of("guest", false, "reason", "host-qmp-quit"), qmp.awaitEvent("SHUTDOWN").get("data"));
         if (!process.waitFor(10, TimeUnit.SECONDS))
         {
             fail("QEMU did not exit after quit:\n" + newOutput());

@@ -94,17 +94,6 @@ final class Qmp implements AutoCloseable
         return reply.get("return");
     }
 
-    /** Runs a command that must fail and returns the error's "desc". */
-    String executeError(final String command, final String arguments)
-    {
-        final Map<String, Object> reply = send(command, arguments);
-        if (!(reply.get("error") instanceof Map<?, ?> error))
-        {
-            return fail(command + " " + arguments + " succeeded, expected an error: " + reply);
-        }
-        return (String)error.get("desc");
-    }
-
     /** Runs an HMP command line through {@code human-monitor-command} and returns its output. */
     String hmp(final String commandLine)
     {
