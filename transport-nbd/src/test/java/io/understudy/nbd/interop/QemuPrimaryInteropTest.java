@@ -170,6 +170,7 @@ class QemuPrimaryInteropTest
         qemu.qmp().execute("xen-colo-do-checkpoint");
         assertTrue(secondary.checkpoint(5 * SECOND).ok());
         assertEquals(1, secondary.epoch());
+        epoch0.assertDevice(secondary.view(), "view", "the SVM view after the checkpoint (AT-08, AX-03)");
 
         pvmWrite(0, M32, 0x44);
         svmWrite(16 * MIB, MIB, 0x55);
