@@ -329,7 +329,7 @@ public final class NbdClientDevice implements BlockDevice
             release(slot);
             return -Errno.EIO;
         }
-        if (!send(slot, 0))
+        if (!send(slot.index, CMD_BLOCK_STATUS, 0, offset, requested, null))
         {
             closeChannel();
         }
@@ -458,7 +458,7 @@ public final class NbdClientDevice implements BlockDevice
             }
             return true;
         }
-        if (!send(slot, commandFlags))
+        if (!send(slot.index, type, commandFlags, offset, length, buffer))
         {
             closeChannel();
         }
@@ -503,21 +503,30 @@ public final class NbdClientDevice implements BlockDevice
      * Writes a request: the header and the start of a WRITE payload are copied into {@link #tx} and sent with one
      * system call; a payload longer than the staging buffer follows in further pieces. Copying costs less than
      * the socket write it saves for small requests, and it avoids creating a buffer view per request.
+     * <p>
+     * The request comes from the submitter's own arguments, never from the slot: once the connection fails, the
+     * receiver answers and releases every slot in flight (clearing its buffer, and another submitter may take it)
+     * while this thread may still be sending from it.
      */
-    private boolean send(final Slot slot, final int commandFlags)
+    private boolean send(
+        final int index, final int type, final int commandFlags, final long offset, final long length,
+        final MemorySegment buffer)
     {
         sendLock.lock();
         try
         {
             tx.clear();
-            tx.putInt(REQUEST_MAGIC).putShort((short)commandFlags).putShort((short)slot.type).putLong(slot.index)
-                .putLong(slot.offset).putInt((int)slot.length);
-            long payload = slot.type == CMD_WRITE ? slot.length : 0;
+            tx.putInt(REQUEST_MAGIC).putShort((short)commandFlags).putShort((short)type).putLong(index)
+                .putLong(offset).putInt((int)length);
+            long payload = type == CMD_WRITE ? length : 0;
             long sent = 0;
             while (true)
             {
                 final int piece = (int)Math.min(payload - sent, tx.remaining());
-                MemorySegment.copy(slot.buffer == null ? ZEROES : slot.buffer, sent, txSegment, tx.position(), piece);
+                if (piece > 0)
+                {
+                    MemorySegment.copy(buffer, sent, txSegment, tx.position(), piece);
+                }
                 tx.position(tx.position() + piece).flip();
                 sent += piece;
                 while (tx.hasRemaining())
