@@ -598,6 +598,13 @@ public final class NbdClientDevice implements BlockDevice
             }
             fail();
         }
+        catch (final RuntimeException | Error ex)
+        {
+            // A bug (ours or a caller's, e.g. a buffer from another thread's confined arena) must not leave the
+            // receiver dead with requests that never complete: close() would wait for them for ever.
+            LOG.log(System.Logger.Level.ERROR, "NBD " + name + ": receiver failed; failing every request", ex);
+            fail();
+        }
     }
 
     private void chunk(final Slot slot, final int type, final long length) throws IOException
