@@ -86,6 +86,13 @@ final class DaemonProcess implements AutoCloseable
         return process.exitValue();
     }
 
+    /** SIGKILL, as a crash: no handler runs, sockets are closed by the kernel. */
+    void kill() throws InterruptedException
+    {
+        process.destroyForcibly();
+        process.waitFor();
+    }
+
     int waitFor(final Duration timeout) throws InterruptedException
     {
         if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS))

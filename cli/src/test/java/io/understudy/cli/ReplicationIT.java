@@ -1,0 +1,329 @@
+package io.understudy.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+
+import static io.understudy.cli.Commands.qemuIo;
+import static io.understudy.cli.Commands.status;
+import static io.understudy.cli.Commands.understudy;
+import static io.understudy.cli.Commands.understudyOk;
+import static io.understudy.cli.Commands.unixUri;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The acceptance scenarios at process level: a secondary and a primary daemon started through
+ * {@code bin/understudy}, qemu-io writing into the PVM's and the SVM's exports, the thin clients for
+ * checkpoint, failover, stop and status, kill -9 for crashes, and exact byte comparisons of the files.
+ * Disks are 16 MiB with halves L = [0, 8M) and R = [8M, 16M); heartbeats every 100 ms, peer lost after 600 ms.
+ */
+class ReplicationIT
+{
+    private static final Duration STARTUP = Duration.ofSeconds(60);
+    private static final Duration STOP = Duration.ofSeconds(30);
+    private static final int MIB = 1 << 20;
+    private static final int SIZE = 16 * MIB;
+    private static final int HEARTBEAT_MS = 100;
+    private static final int HEARTBEAT_TIMEOUT_MS = 600;
+
+    @TempDir
+    Path dir;
+
+    private final List<DaemonProcess> daemons = new ArrayList<>();
+    private Path secondaryDisk;
+    private Path hidden;
+    private Path active;
+    private Path svm;
+    private Path secondaryControl;
+    private Path primaryDisk;
+    private Path pvm;
+    private Path primaryControl;
+    private DaemonProcess secondary;
+    private DaemonProcess primary;
+
+    @AfterEach
+    void killLeftovers()
+    {
+        daemons.forEach(DaemonProcess::close);
+    }
+
+    /** AT-05, AX-01 (COW into H), SVM isolation, AT-08/AX-03 (checkpoint through the CLI), clean SIGTERM. */
+    @Test
+    void pvmWritesReachSecondaryWithCowIntoHiddenAndCheckpointAdvancesTheEpoch() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");
+        qemuIo(unixUri(svm), "read -P 0x11 8M 8M", "write -P 0x33 0 8M", "read -P 0x33 0 8M");
+        qemuIo(unixUri(pvm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
+        assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
+        assertRange(hidden, 8 * MIB, 8 * MIB, 0x11); // the originals, copied before S was overwritten
+        assertRange(hidden, 0, 8 * MIB, 0);
+
+        final String report = understudyOk("checkpoint", "--control", primaryControl.toString());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        for (final Path control : List.of(primaryControl, secondaryControl))
+        {
+            final JsonNode status = status(control);
+            assertEquals(1, status.path("epoch").asLong(), status.toString());
+            assertEquals("running", status.path("state").asText(), status.toString());
+            assertEquals("non-shared", status.path("mode").asText(), status.toString());
+            assertTrue(status.path("error").isNull(), status.toString());
+            assertEquals("up", status.path("peer").path("link").asText(), status.toString());
+        }
+        assertEquals(0, status(primaryControl).path("dirty-clusters").asLong());
+        // After the checkpoint the SVM sees exactly the PVM's disk: its own writes are dropped.
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+
+        final Commands.Result refused = understudy("checkpoint", "--control", secondaryControl.toString());
+        assertEquals(1, refused.exitCode(), refused.output());
+        assertTrue(refused.output().contains("run checkpoint on the primary"), refused.output());
+
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertTrue(secondary.output().contains("stopped cleanly"), secondary.output());
+        assertArrayEquals(primaryDisk, secondaryDisk);
+    }
+
+    /** AT-06 / AX-04 over processes: the primary crashes mid-epoch, the secondary takes over and rolls back. */
+    @Test
+    void failoverOnTheSecondaryAfterThePrimaryIsKilled() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x44 0 1M");
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");          // unfinished epoch: must be rolled back
+        qemuIo(unixUri(svm), "write -P 0x33 0 8M");
+
+        final long killed = System.nanoTime();
+        primary.kill();
+        secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
+        final JsonNode lost = status(secondaryControl);
+        assertEquals("lost", lost.path("peer").path("link").asText(), lost.toString());
+        assertEquals("running", lost.path("state").asText(), lost.toString());
+        qemuIo(unixUri(svm), "read -P 0x33 0 8M", "read -P 0x11 8M 8M"); // still serving
+
+        understudyOk("failover", "--control", secondaryControl.toString());
+        final JsonNode done = status(secondaryControl);
+        assertEquals("done", done.path("state").asText(), done.toString());
+        assertEquals(1, done.path("epoch").asLong(), done.toString());
+        qemuIo(unixUri(svm), "read -P 0x33 0 8M", "read -P 0x11 8M 8M", "write -P 0x55 15M 1M");
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x33);
+        assertRange(secondaryDisk, 8 * MIB, 7 * MIB, 0x11);
+        assertRange(secondaryDisk, 15 * MIB, MIB, 0x55);
+    }
+
+    /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
+    @Test
+    void failoverOnThePrimaryAfterTheSecondaryIsKilled() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 1M");
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+
+        final long killed = System.nanoTime();
+        secondary.kill();
+        primary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
+
+        qemuIo(unixUri(pvm), "write -P 0x66 4M 2M", "read -P 0x66 4M 2M");
+        final JsonNode degraded = status(primaryControl);
+        assertEquals("degraded", degraded.path("state").asText(), degraded.toString());
+        assertFalse(degraded.path("error").isNull(), degraded.toString());
+        assertEquals("lost", degraded.path("peer").path("link").asText(), degraded.toString());
+        assertEquals(2 * MIB / 65536, degraded.path("dirty-clusters").asLong(), degraded.toString());
+        final Commands.Result checkpoint = understudy("checkpoint", "--control", primaryControl.toString());
+        assertNotEquals(0, checkpoint.exitCode(), checkpoint.output());
+        assertTrue(checkpoint.output().contains("degraded"), checkpoint.output());
+
+        understudyOk("failover", "--control", primaryControl.toString());
+        qemuIo(unixUri(pvm), "write -P 0x77 10M 64k", "read -P 0x77 10M 64k");
+        final JsonNode alone = status(primaryControl);
+        assertEquals("done", alone.path("state").asText(), alone.toString());
+        assertEquals(2 * MIB / 65536 + 1, alone.path("dirty-clusters").asLong(), alone.toString());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+
+        assertRange(primaryDisk, 0, MIB, 0x22);
+        assertRange(primaryDisk, MIB, 3 * MIB, 0x11);
+        assertRange(primaryDisk, 4 * MIB, 2 * MIB, 0x66);
+        assertRange(primaryDisk, 10 * MIB, 65536, 0x77);
+    }
+
+    /** AX-07: stop(failover=false) on the secondary empties A and H; the SVM then sees S, S is unchanged. */
+    @Test
+    void stopWithoutFailoverOnTheSecondaryEmptiesBothOverlays() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 1M");
+        qemuIo(unixUri(svm), "write -P 0x33 0 1M");
+        assertRange(hidden, 8 * MIB, MIB, 0x11);
+        assertRange(active, 0, MIB, 0x33);
+
+        understudyOk("stop", "--control", secondaryControl.toString());
+        final JsonNode stopped = status(secondaryControl);
+        assertEquals("done", stopped.path("state").asText(), stopped.toString());
+        assertTrue(stopped.path("error").isNull(), stopped.toString());
+        qemuIo(unixUri(svm), "read -P 0x11 0 1M", "read -P 0x22 8M 1M");
+        awaitAllZero(hidden);
+        awaitAllZero(active);
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
+        assertRange(secondaryDisk, 8 * MIB, MIB, 0x22);
+        assertRange(secondaryDisk, 9 * MIB, 7 * MIB, 0x11);
+    }
+
+    /** Shared disk: originals shipped into H before the PVM's write, SVM isolated, failover rolls back into D. */
+    @Test
+    void sharedDiskCheckpointAndFailoverOnTheSecondary() throws Exception
+    {
+        startPair(true);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");
+        assertRange(primaryDisk, 8 * MIB, 8 * MIB, 0x22);
+        assertRange(hidden, 8 * MIB, 8 * MIB, 0x11);
+        qemuIo(unixUri(svm), "read -P 0x11 0 16M");
+
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+        final JsonNode status = status(secondaryControl);
+        assertEquals(1, status.path("epoch").asLong(), status.toString());
+        assertEquals("shared", status.path("mode").asText(), status.toString());
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+
+        qemuIo(unixUri(pvm), "write -P 0x44 12M 1M");          // unfinished epoch
+        qemuIo(unixUri(svm), "write -P 0x33 0 1M");
+        primary.kill();
+        secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        understudyOk("failover", "--control", secondaryControl.toString());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+
+        assertRange(primaryDisk, 0, MIB, 0x33);
+        assertRange(primaryDisk, MIB, 7 * MIB, 0x11);
+        assertRange(primaryDisk, 8 * MIB, 8 * MIB, 0x22);
+    }
+
+    private void startPair(final boolean shared) throws Exception
+    {
+        secondaryDisk = dir.resolve("s.img");
+        hidden = dir.resolve("hidden.img");
+        active = dir.resolve("active.img");
+        svm = dir.resolve("svm.sock");
+        secondaryControl = dir.resolve("secondary.ctl");
+        primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
+        pvm = dir.resolve("pvm.sock");
+        primaryControl = dir.resolve("primary.ctl");
+        fill(secondaryDisk, 0x11);
+        if (!shared)
+        {
+            fill(primaryDisk, 0x11);
+        }
+        final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
+            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
+            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
+        final List<String> primaryArgsHead = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
+            "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
+            "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
+            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000"));
+        if (shared)
+        {
+            secondaryArgs.add("--shared");
+            primaryArgsHead.add("--shared");
+        }
+        secondary = start(secondaryArgs);
+        final Matcher ready = secondary.awaitLine(
+            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
+            STARTUP);
+        primaryArgsHead.addAll(List.of("--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo",
+            "--peer-control", "127.0.0.1:" + ready.group(2)));
+        primary = start(primaryArgsHead);
+        primary.awaitLine("control link up", STARTUP);
+        primary.awaitLine("primary ready", STARTUP);
+        secondary.awaitLine("primary linked", STARTUP);
+    }
+
+    private DaemonProcess start(final List<String> args) throws IOException
+    {
+        final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
+        daemons.add(daemon);
+        return daemon;
+    }
+
+    private static void fill(final Path path, final int pattern) throws IOException
+    {
+        final byte[] bytes = new byte[SIZE];
+        Arrays.fill(bytes, (byte)pattern);
+        Files.write(path, bytes);
+    }
+
+    private static void assertRange(final Path path, final long offset, final int length, final int pattern)
+        throws IOException
+    {
+        final byte[] bytes = new byte[length];
+        try (RandomAccessFile file = new RandomAccessFile(path.toFile(), "r"))
+        {
+            file.seek(offset);
+            file.readFully(bytes);
+        }
+        for (int i = 0; i < length; i++)
+        {
+            if ((bytes[i] & 0xff) != pattern)
+            {
+                throw new AssertionError(path.getFileName() + ": byte at " + (offset + i) + " is 0x" +
+                    Integer.toHexString(bytes[i] & 0xff) + ", expected 0x" + Integer.toHexString(pattern));
+            }
+        }
+    }
+
+    private static void assertArrayEquals(final Path expected, final Path actual) throws IOException
+    {
+        final byte[] a = Files.readAllBytes(expected);
+        final byte[] b = Files.readAllBytes(actual);
+        assertEquals(a.length, b.length);
+        assertEquals(-1, Arrays.mismatch(a, b), expected + " and " + actual + " differ");
+    }
+
+    /** Overlay storage is given back in the background after make-empty: punched holes read as zeroes. */
+    private static void awaitAllZero(final Path path) throws IOException, InterruptedException
+    {
+        final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (true)
+        {
+            final byte[] bytes = Files.readAllBytes(path);
+            int firstNonZero = -1;
+            for (int i = 0; i < bytes.length; i++)
+            {
+                if (bytes[i] != 0)
+                {
+                    firstNonZero = i;
+                    break;
+                }
+            }
+            if (firstNonZero < 0)
+            {
+                return;
+            }
+            if (System.nanoTime() - deadline >= 0)
+            {
+                throw new AssertionError(path.getFileName() + " still holds data at " + firstNonZero);
+            }
+            Thread.sleep(50);
+        }
+    }
+}
