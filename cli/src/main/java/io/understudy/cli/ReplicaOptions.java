@@ -48,7 +48,7 @@ final class ReplicaOptions
     /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */
     void validate()
     {
-        if (!Files.isRegularFile(disk) && !Files.exists(disk))
+        if (!Files.exists(disk))
         {
             throw new UserException(disk + ": no such file");
         }
