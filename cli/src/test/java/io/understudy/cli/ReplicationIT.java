@@ -219,43 +219,128 @@ class ReplicationIT
         assertRange(primaryDisk, 8 * MIB, 8 * MIB, 0x22);
     }
 
+    /** A hung secondary (SIGSTOP) is found by heartbeats alone; the pair degrades and stays so after SIGCONT. */
+    @Test
+    void hungSecondaryIsDeclaredLostByHeartbeatAndGuestWritesGoOn() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 64k");
+        final long stopped = System.nanoTime();
+        secondary.signal("STOP");
+        primary.awaitLine("peer lost: no heartbeat from .* for " + HEARTBEAT_TIMEOUT_MS + " ms",
+            Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - stopped) / 1_000_000;
+        assertTrue(reportedMillis >= HEARTBEAT_TIMEOUT_MS - 50 && reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000,
+            "peer loss reported after " + reportedMillis + " ms");
+        qemuIo(unixUri(pvm), "write -P 0x33 1M 64k", "read -P 0x33 1M 64k");
+        secondary.signal("CONT");
+        Thread.sleep(3L * HEARTBEAT_MS);
+        final JsonNode status = status(primaryControl);
+        assertEquals("degraded", status.path("state").asText(), status.toString());
+        assertTrue(status.path("error").path("reason").asText().contains("no heartbeat"), status.toString());
+        assertEquals(2, status.path("dirty-clusters").asLong(), status.toString());
+        assertFalse(status.path("forwarding").asBoolean(), status.toString());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(primaryDisk, MIB, 65536, 0x33);
+        assertRange(secondaryDisk, MIB, 65536, 0x11); // never forwarded after the loss: the bitmap says so
+        assertRange(secondaryDisk, 0, 65536, 0x22);
+    }
+
+    /** A primary whose peer is a plain NBD server: no control link, checkpoint drains and flushes only. */
+    @Test
+    void primaryForwardingToAPlainNbdServer() throws Exception
+    {
+        primaryDisk = dir.resolve("p.img");
+        pvm = dir.resolve("pvm.sock");
+        primaryControl = dir.resolve("primary.ctl");
+        final Path plain = dir.resolve("plain.img");
+        fill(primaryDisk, 0x11);
+        fill(plain, 0x11);
+        final DaemonProcess serve = start(List.of("serve", "--disk", plain.toString(), "--listen", ":0", "--export",
+            "colo", "--io", "threads"));
+        final Matcher port = serve.awaitLine("NBD URI nbd://127\\.0\\.0\\.1:(\\d+)/colo", STARTUP);
+        primary = start(List.of("primary", "--disk", primaryDisk.toString(), "--socket", pvm.toString(),
+            "--control", primaryControl.toString(), "--io", "threads", "--peer",
+            "nbd://127.0.0.1:" + port.group(1) + "/colo", "--peer-control", "127.0.0.1:1"));
+        primary.awaitLine("no control link answers", STARTUP);
+        primary.awaitLine("primary ready", STARTUP);
+        qemuIo(unixUri(pvm), "write -P 0x22 2M 3M", "write -z 6M 1M");
+        final String report = understudyOk("checkpoint", "--control", primaryControl.toString());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        final JsonNode status = status(primaryControl);
+        assertEquals("foreign", status.path("peer").path("link").asText(), status.toString());
+        assertEquals("running", status.path("state").asText(), status.toString());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, serve.terminate(STOP), serve.output());
+        assertRange(plain, 2 * MIB, 3 * MIB, 0x22);
+        assertRange(plain, 6 * MIB, MIB, 0);
+        assertArrayEquals(primaryDisk, plain);
+    }
+
+    /** A secondary fed by a foreign primary (here qemu-io on the sink) checkpoints alone (AT-08). */
+    @Test
+    void secondaryFedByAForeignPrimaryCheckpointsAlone() throws Exception
+    {
+        final Matcher ready = startSecondary(false);
+        final String sink = "nbd://127.0.0.1:" + ready.group(1) + "/colo";
+        qemuIo(sink, "write -P 0x22 8M 8M");
+        qemuIo(unixUri(svm), "read -P 0x11 0 16M");
+        final String report = understudyOk("checkpoint", "--control", secondaryControl.toString());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+        final JsonNode status = status(secondaryControl);
+        assertEquals("none", status.path("peer").path("link").asText(), status.toString());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
+    }
+
     private void startPair(final boolean shared) throws Exception
     {
-        secondaryDisk = dir.resolve("s.img");
-        hidden = dir.resolve("hidden.img");
-        active = dir.resolve("active.img");
-        svm = dir.resolve("svm.sock");
-        secondaryControl = dir.resolve("secondary.ctl");
+        final Matcher ready = startSecondary(shared);
         primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
         primaryControl = dir.resolve("primary.ctl");
-        fill(secondaryDisk, 0x11);
         if (!shared)
         {
             fill(primaryDisk, 0x11);
         }
-        final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
-            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
-            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
         final List<String> primaryArgsHead = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
             "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
             String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000"));
         if (shared)
         {
-            secondaryArgs.add("--shared");
             primaryArgsHead.add("--shared");
         }
-        secondary = start(secondaryArgs);
-        final Matcher ready = secondary.awaitLine(
-            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
-            STARTUP);
         primaryArgsHead.addAll(List.of("--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo",
             "--peer-control", "127.0.0.1:" + ready.group(2)));
         primary = start(primaryArgsHead);
         primary.awaitLine("control link up", STARTUP);
         primary.awaitLine("primary ready", STARTUP);
         secondary.awaitLine("primary linked", STARTUP);
+    }
+
+    /** Starts the secondary on free ports; the match's groups are the sink's and the control link's port. */
+    private Matcher startSecondary(final boolean shared) throws Exception
+    {
+        secondaryDisk = dir.resolve("s.img");
+        hidden = dir.resolve("hidden.img");
+        active = dir.resolve("active.img");
+        svm = dir.resolve("svm.sock");
+        secondaryControl = dir.resolve("secondary.ctl");
+        fill(secondaryDisk, 0x11);
+        final List<String> args = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
+            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
+            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
+        if (shared)
+        {
+            args.add("--shared");
+        }
+        secondary = start(args);
+        return secondary.awaitLine(
+            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
+            STARTUP);
     }
 
     private DaemonProcess start(final List<String> args) throws IOException
