@@ -26,8 +26,9 @@ import java.nio.file.attribute.PosixFilePermissions;
  *   request:  {"execute": "checkpoint", "arguments": {"timeout-ms": 5000}}
  *   reply:    {"return": {...}}   or   {"error": {"class": "GenericError", "desc": "why, in one line"}}
  * </pre>
- * Commands run one at a time (the replication core's control operations are single-threaded by contract);
- * each connection is served on its own virtual thread and may send several requests.
+ * Commands that change state run one at a time (the replication core's control operations are single-threaded
+ * by contract); {@code status} runs beside them. Each connection is served on its own virtual thread and may
+ * send several requests.
  */
 final class ControlServer implements AutoCloseable
 {
@@ -39,6 +40,9 @@ final class ControlServer implements AutoCloseable
     }
 
     static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The one read-only command. */
+    static final String QUERY = "status";
 
     private final Path path;
     private final ServerSocketChannel server;
@@ -161,9 +165,17 @@ final class ControlServer implements AutoCloseable
                 throw new ControlException(ControlException.INVALID_PARAMETER, "arguments must be an object");
             }
             final ObjectNode result;
-            synchronized (this)
+            if (QUERY.equals(execute.asText()))
             {
+                // Read-only: answers while a long command (a failover commit) runs, to show its progress.
                 result = handler.execute(execute.asText(), arguments);
+            }
+            else
+            {
+                synchronized (this)
+                {
+                    result = handler.execute(execute.asText(), arguments);
+                }
             }
             reply.set("return", result);
         }

@@ -251,7 +251,10 @@ final class SecondaryCommand implements Callable<Integer>
         }
     }
 
-    /** Accepts one Understudy primary at a time whose disk, cluster size and mode match ours. */
+    /**
+     * Accepts one Understudy primary whose disk, cluster size and mode match ours, once: after a link ended,
+     * replication never resumes silently with whoever connects next.
+     */
     private final class Acceptor implements ControlLinkListener.Acceptor
     {
         @Override
@@ -281,6 +284,12 @@ final class SecondaryCommand implements Callable<Integer>
             {
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_BUSY, "a primary is linked already (" +
                     peer.link().peerName() + ")");
+            }
+            if (peer.link() != null)
+            {
+                // The pair diverged when the old link ended: the new primary's disk may hold writes S never saw.
+                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_NOT_RUNNING, "the previous primary's " +
+                    "link ended (" + peer.link().reason() + "): fail over, or restart the pair with a full resync");
             }
             return null;
         }

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.replication.CheckpointReport;
@@ -62,10 +63,10 @@ final class StatusJson
         return ControlServer.JSON.createObjectNode().put("ignored", result == ControlResult.IGNORED);
     }
 
-    static long timeoutMillis(final com.fasterxml.jackson.databind.JsonNode arguments, final long defaultMillis)
+    static long timeoutMillis(final JsonNode arguments, final long defaultMillis)
         throws ControlException
     {
-        final com.fasterxml.jackson.databind.JsonNode value = arguments.get("timeout-ms");
+        final JsonNode value = arguments.get("timeout-ms");
         if (value == null)
         {
             return defaultMillis;

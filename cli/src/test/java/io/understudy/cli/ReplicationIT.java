@@ -54,6 +54,7 @@ class ReplicationIT
     private Path primaryControl;
     private DaemonProcess secondary;
     private DaemonProcess primary;
+    private List<String> primaryArgs;
 
     @AfterEach
     void killLeftovers()
@@ -118,6 +119,12 @@ class ReplicationIT
         assertEquals("lost", lost.path("peer").path("link").asText(), lost.toString());
         assertEquals("running", lost.path("state").asText(), lost.toString());
         qemuIo(unixUri(svm), "read -P 0x33 0 8M", "read -P 0x11 8M 8M"); // still serving
+
+        // A restarted primary must not resume replication silently: its disk may hold writes S never saw.
+        final Commands.Result restarted = understudy(primaryArgs.toArray(String[]::new));
+        assertEquals(1, restarted.exitCode(), restarted.output());
+        assertTrue(restarted.output().contains("refused the control link (not-running): the previous primary's " +
+            "link ended"), restarted.output());
 
         understudyOk("failover", "--control", secondaryControl.toString());
         final JsonNode done = status(secondaryControl);
@@ -315,6 +322,7 @@ class ReplicationIT
         }
         primaryArgsHead.addAll(List.of("--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo",
             "--peer-control", "127.0.0.1:" + ready.group(2)));
+        primaryArgs = primaryArgsHead;
         primary = start(primaryArgsHead);
         primary.awaitLine("control link up", STARTUP);
         primary.awaitLine("primary ready", STARTUP);
