@@ -78,8 +78,15 @@ final class Commands
         return result.output;
     }
 
-    static JsonNode status(final Path control) throws IOException, InterruptedException
+    /** {@code understudy status --json}, as an operator runs it. */
+    static JsonNode statusCli(final Path control) throws IOException, InterruptedException
     {
         return JSON.readTree(understudyOk("status", "--json", "--control", control.toString()));
+    }
+
+    /** The same status straight from the control socket (no JVM start per query). */
+    static JsonNode status(final Path control)
+    {
+        return ControlClient.execute(control, "status", ControlServer.JSON.createObjectNode());
     }
 }

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -79,7 +81,7 @@ class ReplicationIT
         assertTrue(report.contains("\"epoch\":1"), report);
         for (final Path control : List.of(primaryControl, secondaryControl))
         {
-            final JsonNode status = status(control);
+            final JsonNode status = Commands.statusCli(control);
             assertEquals(1, status.path("epoch").asLong(), status.toString());
             assertEquals("running", status.path("state").asText(), status.toString());
             assertEquals("non-shared", status.path("mode").asText(), status.toString());
@@ -90,6 +92,8 @@ class ReplicationIT
         // After the checkpoint the SVM sees exactly the PVM's disk: its own writes are dropped.
         qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
 
+        final String text = understudyOk("status", "--control", secondaryControl.toString());
+        assertEquals("role=secondary mode=non-shared state=running epoch=1 peer=up error=none", text.strip());
         final Commands.Result refused = understudy("checkpoint", "--control", secondaryControl.toString());
         assertEquals(1, refused.exitCode(), refused.output());
         assertTrue(refused.output().contains("run checkpoint on the primary"), refused.output());
@@ -139,10 +143,11 @@ class ReplicationIT
     }
 
     /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
-    @Test
-    void failoverOnThePrimaryAfterTheSecondaryIsKilled() throws Exception
+    @ParameterizedTest(name = "shared={0}")
+    @ValueSource(booleans = {false, true})
+    void failoverOnThePrimaryAfterTheSecondaryIsKilled(final boolean shared) throws Exception
     {
-        startPair(false);
+        startPair(shared);
         qemuIo(unixUri(pvm), "write -P 0x22 0 1M");
         understudyOk("checkpoint", "--control", primaryControl.toString());
 
