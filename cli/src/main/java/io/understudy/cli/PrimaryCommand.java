@@ -99,6 +99,7 @@ final class PrimaryCommand implements Callable<Integer>
             {
                 peer.goodbye(false, "the primary is shutting down");
             }
+            Flush.finalFlush(disk, replica.disk.toString(), replica.ioTimeoutMillis);
         }
         out.println("understudy: stopped cleanly");
         return 0;

@@ -94,6 +94,7 @@ final class SecondaryCommand implements Callable<Integer>
                 }
                 serve(shutdown);
             }
+            Flush.finalFlush(disk, replica.disk.toString(), replica.ioTimeoutMillis);
         }
         out.println("understudy: stopped cleanly");
         return 0;

@@ -195,6 +195,10 @@ class ReplicationIT
         assertEquals("done", stopped.path("state").asText(), stopped.toString());
         assertTrue(stopped.path("error").isNull(), stopped.toString());
         qemuIo(unixUri(svm), "read -P 0x11 0 1M", "read -P 0x22 8M 1M");
+        primary.awaitLine("the secondary ended the control link: replication stopped on the secondary", STARTUP);
+        final JsonNode primaryStatus = status(primaryControl);
+        assertEquals("degraded", primaryStatus.path("state").asText(), primaryStatus.toString());
+        assertEquals("peer-goodbye", primaryStatus.path("peer").path("link").asText(), primaryStatus.toString());
         awaitAllZero(hidden);
         awaitAllZero(active);
         assertEquals(0, secondary.terminate(STOP), secondary.output());
