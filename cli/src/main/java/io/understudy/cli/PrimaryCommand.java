@@ -212,8 +212,8 @@ final class PrimaryCommand implements Callable<Integer>
             case "checkpoint" ->
             {
                 final ControlLink link = peer.link();
-                yield StatusJson.checkpoint(link == null ? primary.checkpoint(timeoutNanos) :
-                    primary.checkpoint(timeoutNanos, deadline -> link.checkpointPeer(deadline, primary.epoch()).result()));
+                yield StatusJson.checkpoint(link == null ? primary.checkpoint(timeoutNanos) : primary.checkpoint(
+                    timeoutNanos, deadline -> link.checkpointPeer(deadline, primary.epoch()).result()));
             }
             case "failover" -> failover(timeoutNanos);
             case "stop" ->
@@ -264,7 +264,7 @@ final class PrimaryCommand implements Callable<Integer>
     private final class LinkListener implements ControlLink.Listener
     {
         @Override
-        public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos)
+        public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
         {
             return new ControlLink.CheckpointAnswer(-Errno.EINVAL, primary.epoch(),
                 "the primary coordinates checkpoints; it does not take them from its peer");

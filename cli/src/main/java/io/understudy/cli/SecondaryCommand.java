@@ -281,6 +281,12 @@ final class SecondaryCommand implements Callable<Integer>
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_MODE, "the primary is " +
                     (hello.shared() ? "shared" : "non-shared") + ", the secondary is not");
             }
+            if (hello.epoch() != secondary.epoch())
+            {
+                // S already holds checkpoints this primary never made (e.g. a foreign primary's).
+                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_EPOCH, "the primary is at epoch " +
+                    hello.epoch() + ", the secondary at " + secondary.epoch());
+            }
             if (peer.isUp())
             {
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_BUSY, "a primary is linked already (" +
@@ -301,9 +307,16 @@ final class SecondaryCommand implements Callable<Integer>
             return new ControlLink.Listener()
             {
                 @Override
-                public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos)
+                public ControlLink.CheckpointAnswer onCheckpointPrepare(
+                    final long deadlineNanos, final long primaryEpoch)
                 {
-                    final CheckpointReport report = secondary.checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
+                    if (primaryEpoch != secondary.epoch())
+                    {
+                        return new ControlLink.CheckpointAnswer(-Errno.EINVAL, secondary.epoch(), "epoch mismatch: " +
+                            "the primary is at " + primaryEpoch + ", the secondary at " + secondary.epoch());
+                    }
+                    final CheckpointReport report =
+                        secondary.checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
                     return new ControlLink.CheckpointAnswer(report.result(), report.epoch(), report.reason());
                 }
 

@@ -74,7 +74,8 @@ class ReplicaArgumentsTest
             assertEquals(0, run(command[0], "--help"), command[0]);
             for (int i = 1; i < command.length; i++)
             {
-                assertTrue(out.toString().contains(command[i]), command[0] + " --help lacks " + command[i] + ":\n" + out);
+                assertTrue(out.toString().contains(command[i]), command[0] + " --help lacks " + command[i] + ":\n" +
+                    out);
             }
         }
     }

@@ -307,6 +307,16 @@ class ReplicationIT
         qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
         final JsonNode status = status(secondaryControl);
         assertEquals("none", status.path("peer").path("link").asText(), status.toString());
+
+        // An Understudy primary starting at epoch 0 does not match the secondary's checkpoints: refused.
+        final Path late = dir.resolve("late.img");
+        fill(late, 0x11);
+        final Commands.Result refused = understudy("primary", "--disk", late.toString(), "--socket",
+            dir.resolve("late.sock").toString(), "--control", dir.resolve("late.ctl").toString(), "--peer", sink,
+            "--peer-control", "127.0.0.1:" + ready.group(2));
+        assertEquals(1, refused.exitCode(), refused.output());
+        assertTrue(refused.output().contains("refused the control link (epoch): the primary is at epoch 0, the " +
+            "secondary at 1"), refused.output());
         assertEquals(0, secondary.terminate(STOP), secondary.output());
         assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
     }

@@ -34,8 +34,11 @@ public final class ControlLink implements AutoCloseable
     /** What a link's owner hears; called on the link's reader thread. */
     public interface Listener
     {
-        /** Secondary: run the secondary's part of a checkpoint before {@code deadlineNanos}. */
-        CheckpointAnswer onCheckpointPrepare(long deadlineNanos);
+        /**
+         * Secondary: run the secondary's part of a checkpoint before {@code deadlineNanos}; {@code primaryEpoch}
+         * is the epoch the primary is about to close, which must be the secondary's too.
+         */
+        CheckpointAnswer onCheckpointPrepare(long deadlineNanos, long primaryEpoch);
 
         /** The peer went silent or the connection broke. */
         void onLost(String reason);
@@ -315,7 +318,7 @@ public final class ControlLink implements AutoCloseable
                     {
                         final long correlation = frames.correlation();
                         final long deadline = System.nanoTime() + payload.getLong();
-                        final CheckpointAnswer answer = listener.onCheckpointPrepare(deadline);
+                        final CheckpointAnswer answer = listener.onCheckpointPrepare(deadline, payload.getLong());
                         synchronized (frames)
                         {
                             Frames.putString(frames.begin(ControlProtocol.CHECKPOINT_DONE, correlation)

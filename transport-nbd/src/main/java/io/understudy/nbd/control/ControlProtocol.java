@@ -26,7 +26,7 @@ package io.understudy.nbd.control;
  *   GOODBYE            both  u8 failover (1: the sender took over or dropped its peer) | string reason
  * </pre>
  * <b>Sequence</b>: the primary connects and sends HELLO; the secondary answers HELLO_ACK (the link is up) or
- * REFUSE with a named reason (version, disk size, cluster size, mode, busy, not running). Both sides then send
+ * REFUSE with a named reason (version, disk size, cluster size, mode, busy, not running, protocol, epoch). Both sides then send
  * a HEARTBEAT every interval the primary proposed, and each declares the peer lost when nothing arrived for
  * the timeout. The primary runs the secondary's part of a checkpoint with CHECKPOINT_PREPARE, while it holds
  * the guest, and waits for CHECKPOINT_DONE until its own deadline. Either side ends the link with GOODBYE.
@@ -57,6 +57,7 @@ public final class ControlProtocol
     public static final short REFUSE_BUSY = 5;
     public static final short REFUSE_NOT_RUNNING = 6;
     public static final short REFUSE_PROTOCOL = 7;
+    public static final short REFUSE_EPOCH = 8;
 
     private ControlProtocol()
     {
@@ -90,6 +91,7 @@ public final class ControlProtocol
             case REFUSE_BUSY -> "busy";
             case REFUSE_NOT_RUNNING -> "not-running";
             case REFUSE_PROTOCOL -> "protocol";
+            case REFUSE_EPOCH -> "epoch";
             default -> "code " + code;
         };
     }

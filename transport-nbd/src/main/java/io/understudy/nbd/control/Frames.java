@@ -17,7 +17,8 @@ final class Frames
     private final DataInputStream in;
     private final OutputStream out;
     private final ByteBuffer readPayload = ByteBuffer.allocate(ControlProtocol.MAX_PAYLOAD);
-    private final ByteBuffer writeBuffer = ByteBuffer.allocate(ControlProtocol.HEADER_LENGTH + ControlProtocol.MAX_PAYLOAD);
+    private final ByteBuffer writeBuffer =
+        ByteBuffer.allocate(ControlProtocol.HEADER_LENGTH + ControlProtocol.MAX_PAYLOAD);
     private short type;
     private long correlation;
 

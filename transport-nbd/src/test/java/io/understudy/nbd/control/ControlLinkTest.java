@@ -81,9 +81,9 @@ class ControlLinkTest
         return new ControlLink.Listener()
         {
             @Override
-            public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos)
+            public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
             {
-                events.add("prepare");
+                events.add("prepare " + primaryEpoch);
                 if (!secondary)
                 {
                     return new ControlLink.CheckpointAnswer(-22, 0, "not a secondary");
@@ -131,6 +131,7 @@ class ControlLinkTest
             final ControlLink.CheckpointAnswer answer =
                 primary.checkpointPeer(System.nanoTime() + TimeUnit.SECONDS.toNanos(5), epoch - 1);
             assertEquals(new ControlLink.CheckpointAnswer(0, epoch, ""), answer);
+            assertEquals("prepare " + (epoch - 1), secondaryEvents.poll());
         }
         Thread.sleep(300); // several heartbeat intervals: the link must stay up on heartbeats alone
         assertEquals(ControlLink.State.UP, primary.state());
