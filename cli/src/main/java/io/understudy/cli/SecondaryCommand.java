@@ -281,12 +281,6 @@ final class SecondaryCommand implements Callable<Integer>
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_MODE, "the primary is " +
                     (hello.shared() ? "shared" : "non-shared") + ", the secondary is not");
             }
-            if (hello.epoch() != secondary.epoch())
-            {
-                // S already holds checkpoints this primary never made (e.g. a foreign primary's).
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_EPOCH, "the primary is at epoch " +
-                    hello.epoch() + ", the secondary at " + secondary.epoch());
-            }
             if (peer.isUp())
             {
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_BUSY, "a primary is linked already (" +
@@ -297,6 +291,12 @@ final class SecondaryCommand implements Callable<Integer>
                 // The pair diverged when the old link ended: the new primary's disk may hold writes S never saw.
                 return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_NOT_RUNNING, "the previous primary's " +
                     "link ended (" + peer.link().reason() + "): fail over, or restart the pair with a full resync");
+            }
+            if (hello.epoch() != secondary.epoch())
+            {
+                // S already holds checkpoints this primary never made (e.g. a foreign primary's).
+                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_EPOCH, "the primary is at epoch " +
+                    hello.epoch() + ", the secondary at " + secondary.epoch());
             }
             return null;
         }

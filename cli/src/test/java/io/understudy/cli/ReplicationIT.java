@@ -114,10 +114,12 @@ class ReplicationIT
         qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");          // unfinished epoch: must be rolled back
         qemuIo(unixUri(svm), "write -P 0x33 0 8M");
 
+        final String name = "primary killed";
         final long killed = System.nanoTime();
         primary.kill();
         secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
         final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        System.out.printf("%s: peer loss reported %d ms after kill -9%n", name, reportedMillis);
         assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
         final JsonNode lost = status(secondaryControl);
         assertEquals("lost", lost.path("peer").path("link").asText(), lost.toString());
@@ -130,7 +132,7 @@ class ReplicationIT
         assertTrue(restarted.output().contains("refused the control link (not-running): the previous primary's " +
             "link ended"), restarted.output());
 
-        understudyOk("failover", "--control", secondaryControl.toString());
+        System.out.println("failover: " + understudyOk("failover", "--control", secondaryControl.toString()).strip());
         final JsonNode done = status(secondaryControl);
         assertEquals("done", done.path("state").asText(), done.toString());
         assertEquals(1, done.path("epoch").asLong(), done.toString());
@@ -151,10 +153,12 @@ class ReplicationIT
         qemuIo(unixUri(pvm), "write -P 0x22 0 1M");
         understudyOk("checkpoint", "--control", primaryControl.toString());
 
+        final String name = "secondary killed";
         final long killed = System.nanoTime();
         secondary.kill();
         primary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
         final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        System.out.printf("%s: peer loss reported %d ms after kill -9%n", name, reportedMillis);
         assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
 
         qemuIo(unixUri(pvm), "write -P 0x66 4M 2M", "read -P 0x66 4M 2M");
@@ -248,6 +252,8 @@ class ReplicationIT
         final long reportedMillis = (System.nanoTime() - stopped) / 1_000_000;
         assertTrue(reportedMillis >= HEARTBEAT_TIMEOUT_MS - 50 && reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000,
             "peer loss reported after " + reportedMillis + " ms");
+        System.out.printf("hung secondary: peer loss reported %d ms after SIGSTOP (timeout %d ms)%n", reportedMillis,
+            HEARTBEAT_TIMEOUT_MS);
         qemuIo(unixUri(pvm), "write -P 0x33 1M 64k", "read -P 0x33 1M 64k");
         secondary.signal("CONT");
         Thread.sleep(3L * HEARTBEAT_MS);
