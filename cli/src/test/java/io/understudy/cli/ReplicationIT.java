@@ -211,7 +211,7 @@ class ReplicationIT
         assertRange(secondaryDisk, 9 * MIB, 7 * MIB, 0x11);
     }
 
-    /** Shared disk: originals shipped into H before the PVM's write, SVM isolated, failover rolls back into D. */
+    /** Shared disk: originals shipped into H before the PVM's write, SVM isolated, stop --failover rolls back. */
     @Test
     void sharedDiskCheckpointAndFailoverOnTheSecondary() throws Exception
     {
@@ -231,7 +231,8 @@ class ReplicationIT
         qemuIo(unixUri(svm), "write -P 0x33 0 1M");
         primary.kill();
         secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
-        understudyOk("failover", "--control", secondaryControl.toString());
+        understudyOk("stop", "--failover", "--control", secondaryControl.toString());
+        assertEquals("done", status(secondaryControl).path("state").asText());
         assertEquals(0, secondary.terminate(STOP), secondary.output());
 
         assertRange(primaryDisk, 0, MIB, 0x33);
@@ -293,6 +294,13 @@ class ReplicationIT
         final JsonNode status = status(primaryControl);
         assertEquals("foreign", status.path("peer").path("link").asText(), status.toString());
         assertEquals("running", status.path("state").asText(), status.toString());
+
+        // stop(failover=false) on the primary: guest I/O is refused from then on, nothing more is forwarded.
+        understudyOk("stop", "--control", primaryControl.toString());
+        assertEquals("done", status(primaryControl).path("state").asText());
+        final Commands.Result refused = Commands.exec("qemu-io", "-f", "raw", "-c", "write -P 0x99 0 64k",
+            unixUri(pvm));
+        assertTrue(refused.output().contains("write failed"), refused.output());
         assertEquals(0, primary.terminate(STOP), primary.output());
         assertEquals(0, serve.terminate(STOP), serve.output());
         assertRange(plain, 2 * MIB, 3 * MIB, 0x22);
