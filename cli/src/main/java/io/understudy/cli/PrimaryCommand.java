@@ -8,8 +8,10 @@ import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
 import io.understudy.engine.replication.ControlResult;
+import io.understudy.engine.replication.ErrorLatch;
 import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationPrimary;
+import io.understudy.engine.replication.ReplicationStage;
 import io.understudy.nbd.client.NbdClientDevice;
 import io.understudy.nbd.control.ControlLink;
 import io.understudy.nbd.control.ControlRefusedException;
@@ -66,6 +68,8 @@ final class PrimaryCommand implements Callable<Integer>
     private final PeerStatus peer = new PeerStatus();
     private ReplicationPrimary primary;
     private PrintWriter out;
+    /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
+    private boolean forwardingLossAnnounced;
 
     @Override
     public Integer call() throws Exception
@@ -83,9 +87,9 @@ final class PrimaryCommand implements Callable<Integer>
                     disk.size() + ": they must be equal");
             }
             primary = new ReplicationPrimary(disk, sink, replica.shared, (int)replica.clusterSize,
-                TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), 64);
+                TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
             try (ReplicationPrimary owned = primary;
-                DutyCycle duty = new DutyCycle("primary-duty", primary::doWork))
+                DutyCycle duty = new DutyCycle("primary-duty", this::dutyCycle))
             {
                 linkToSecondary();
                 final ControlResult started = primary.start(ReplicationMode.PRIMARY);
@@ -228,6 +232,30 @@ final class PrimaryCommand implements Callable<Integer>
             default -> throw new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
                 "' (the primary knows status, checkpoint, failover, stop)");
         };
+    }
+
+    /**
+     * The replication duty cycle, plus one check: forwarding that stopped while the control link is still up
+     * (a forwarded request failed or missed its deadline) is announced to the secondary with GOODBYE, so its
+     * status stops claiming a live pair. Off the duty thread: a hung peer must not stall the deadlines.
+     */
+    private int dutyCycle()
+    {
+        final int work = primary.doWork();
+        if (!forwardingLossAnnounced && !primary.link().isForwarding())
+        {
+            forwardingLossAnnounced = true;
+            if (peer.isUp() && primary.stage() == ReplicationStage.RUNNING)
+            {
+                final ErrorLatch.LatchedError error = primary.latchedError();
+                final String reason = "forwarding stopped: " + (error != null ? error.reason() : "dropped");
+                out.printf("understudy: %s; the pair is degraded, the dirty bitmap is kept%n", reason);
+                out.flush();
+                Thread.ofVirtual().start(() -> peer.goodbye(true, reason));
+            }
+            return work + 1;
+        }
+        return work;
     }
 
     private ObjectNode failover(final long timeoutNanos) throws ControlException

@@ -46,6 +46,9 @@ final class SecondaryCommand implements Callable<Integer>
 {
     static final String VIEW_EXPORT = "svm";
 
+    /** Requests in flight at most on the sink and on the view each: the NBD server's per-connection window. */
+    static final int QUEUE_DEPTH = 64;
+
     @Mixin
     ReplicaOptions replica;
 
@@ -82,8 +85,19 @@ final class SecondaryCommand implements Callable<Integer>
         try (IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine, options))
         {
-            secondary = new ReplicationSecondary(disk, overlay(engine, hidden, disk.size(), options),
-                overlay(engine, active, disk.size(), options), (int)replica.clusterSize, replica.shared, 64);
+            final FileOverlayStorage hiddenStorage = overlay(engine, hidden, disk.size(), options);
+            final FileOverlayStorage activeStorage;
+            try
+            {
+                activeStorage = overlay(engine, active, disk.size(), options);
+            }
+            catch (final RuntimeException e)
+            {
+                hiddenStorage.close();
+                throw e;
+            }
+            secondary = new ReplicationSecondary(disk, hiddenStorage, activeStorage, (int)replica.clusterSize,
+                replica.shared, QUEUE_DEPTH);
             try (ReplicationSecondary owned = secondary;
                 DutyCycle duty = new DutyCycle("secondary-duty", secondary::doWork))
             {

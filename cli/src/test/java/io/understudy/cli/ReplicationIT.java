@@ -251,7 +251,9 @@ class ReplicationIT
         primary.awaitLine("peer lost: no heartbeat from .* for " + HEARTBEAT_TIMEOUT_MS + " ms",
             Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
         final long reportedMillis = (System.nanoTime() - stopped) / 1_000_000;
-        assertTrue(reportedMillis >= HEARTBEAT_TIMEOUT_MS - 50 && reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000,
+        // The silence is timed from the last heartbeat received, up to one interval (plus jitter) before the stop.
+        assertTrue(reportedMillis >= HEARTBEAT_TIMEOUT_MS - 2 * HEARTBEAT_MS &&
+            reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000,
             "peer loss reported after " + reportedMillis + " ms");
         System.out.printf("hung secondary: peer loss reported %d ms after SIGSTOP (timeout %d ms)%n", reportedMillis,
             HEARTBEAT_TIMEOUT_MS);
@@ -268,6 +270,36 @@ class ReplicationIT
         assertRange(primaryDisk, MIB, 65536, 0x33);
         assertRange(secondaryDisk, MIB, 65536, 0x11); // never forwarded after the loss: the bitmap says so
         assertRange(secondaryDisk, 0, 65536, 0x22);
+    }
+
+    /**
+     * A forwarded write that misses its deadline degrades the primary while the control link is still up; the
+     * primary says GOODBYE so the secondary's status no longer claims a live pair. The secondary is stopped
+     * (SIGSTOP) for less than the heartbeat timeout but longer than the forwarding deadline.
+     */
+    @Test
+    void forwardingDeadlineDegradesThePrimaryAndTellsTheSecondary() throws Exception
+    {
+        startPair(false, 5000, 300);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 64k");
+        secondary.signal("STOP");
+        qemuIo(unixUri(pvm), "write -P 0x33 1M 64k");          // completes with the local result at the deadline
+        primary.awaitLine("forwarding stopped: peer did not answer a forwarded request before its deadline",
+            STARTUP);
+        secondary.signal("CONT");
+        secondary.awaitLine("the primary ended the control link \\(it dropped this secondary\\): forwarding " +
+            "stopped", STARTUP);
+        final JsonNode secondaryStatus = status(secondaryControl);
+        assertEquals("peer-goodbye", secondaryStatus.path("peer").path("link").asText(), secondaryStatus.toString());
+        final JsonNode primaryStatus = status(primaryControl);
+        assertEquals("degraded", primaryStatus.path("state").asText(), primaryStatus.toString());
+        assertEquals("ETIMEDOUT", primaryStatus.path("error").path("errno").asText(), primaryStatus.toString());
+        assertEquals(2, primaryStatus.path("dirty-clusters").asLong(), primaryStatus.toString());
+        qemuIo(unixUri(pvm), "write -P 0x44 2M 64k", "read -P 0x33 1M 64k", "read -P 0x44 2M 64k");
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(primaryDisk, 2 * MIB, 65536, 0x44);
+        assertRange(secondaryDisk, 2 * MIB, 65536, 0x11);
     }
 
     /** A primary whose peer is a plain NBD server: no control link, checkpoint drains and flushes only. */
@@ -337,6 +369,12 @@ class ReplicationIT
 
     private void startPair(final boolean shared) throws Exception
     {
+        startPair(shared, HEARTBEAT_TIMEOUT_MS, 3000);
+    }
+
+    private void startPair(final boolean shared, final int heartbeatTimeoutMillis, final int ioTimeoutMillis)
+        throws Exception
+    {
         final Matcher ready = startSecondary(shared);
         primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
@@ -348,7 +386,7 @@ class ReplicationIT
         final List<String> primaryArgsHead = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
             "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
-            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000"));
+            String.valueOf(heartbeatTimeoutMillis), "--io-timeout-ms", String.valueOf(ioTimeoutMillis)));
         if (shared)
         {
             primaryArgsHead.add("--shared");

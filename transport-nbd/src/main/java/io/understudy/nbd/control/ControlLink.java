@@ -210,6 +210,11 @@ public final class ControlLink implements AutoCloseable
         pending.put(correlation, answer);
         try
         {
+            if (state.get() != State.UP)
+            {
+                // Lost between the check above and the put: failPending may have missed this request.
+                return new CheckpointAnswer(-ERRNO_EPIPE, -1, "the control link is " + state.get().label());
+            }
             synchronized (frames)
             {
                 frames.begin(ControlProtocol.CHECKPOINT_PREPARE, correlation)
