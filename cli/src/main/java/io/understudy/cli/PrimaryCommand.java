@@ -88,8 +88,8 @@ final class PrimaryCommand implements Callable<Integer>
             }
             primary = new ReplicationPrimary(disk, sink, replica.shared, (int)replica.clusterSize,
                 TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
-            try (ReplicationPrimary owned = primary;
-                DutyCycle duty = new DutyCycle("primary-duty", this::dutyCycle))
+            try (ReplicationPrimary _ = primary;
+                DutyCycle _ = new DutyCycle("primary-duty", this::dutyCycle))
             {
                 linkToSecondary();
                 final ControlResult started = primary.start(ReplicationMode.PRIMARY);
@@ -128,7 +128,7 @@ final class PrimaryCommand implements Callable<Integer>
 
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
-        try (NbdServer guest = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
+        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
             ControlServer control = startControl())
         {
             out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +

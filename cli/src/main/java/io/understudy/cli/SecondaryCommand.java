@@ -98,8 +98,8 @@ final class SecondaryCommand implements Callable<Integer>
             }
             secondary = new ReplicationSecondary(disk, hiddenStorage, activeStorage, (int)replica.clusterSize,
                 replica.shared, QUEUE_DEPTH);
-            try (ReplicationSecondary owned = secondary;
-                DutyCycle duty = new DutyCycle("secondary-duty", secondary::doWork))
+            try (ReplicationSecondary _ = secondary;
+                DutyCycle _ = new DutyCycle("secondary-duty", secondary::doWork))
             {
                 final ControlResult started = secondary.start(ReplicationMode.SECONDARY);
                 if (!started.ok())
@@ -136,7 +136,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try (ControlLinkListener links = listenForPrimary();
             NbdServer sink = Exports.tcp(secondary.sink(), listen);
-            NbdServer view = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
+            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
             ControlServer control = startControl())
         {
             out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): forwarding sink nbd://%s:%d/%s, " +
