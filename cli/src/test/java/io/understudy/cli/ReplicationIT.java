@@ -78,6 +78,7 @@ class ReplicationIT
         assertRange(hidden, 0, 8 * MIB, 0);
 
         final String report = understudyOk("checkpoint", "--control", primaryControl.toString());
+        System.out.println("coordinated checkpoint: " + report.strip());
         assertTrue(report.contains("\"epoch\":1"), report);
         for (final Path control : List.of(primaryControl, secondaryControl))
         {
@@ -184,11 +185,15 @@ class ReplicationIT
         assertRange(primaryDisk, 10 * MIB, 65536, 0x77);
     }
 
-    /** AX-07: stop(failover=false) on the secondary empties A and H; the SVM then sees S, S is unchanged. */
-    @Test
-    void stopWithoutFailoverOnTheSecondaryEmptiesBothOverlays() throws Exception
+    /**
+     * AX-07: stop(failover=false) on the secondary empties A and H and leaves S as the primary wrote it; the SVM
+     * then sees S (non-shared) or is refused (shared: the disk belongs to the primary alone).
+     */
+    @ParameterizedTest(name = "shared={0}")
+    @ValueSource(booleans = {false, true})
+    void stopWithoutFailoverOnTheSecondaryEmptiesBothOverlays(final boolean shared) throws Exception
     {
-        startPair(false);
+        startPair(shared);
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M");
         qemuIo(unixUri(svm), "write -P 0x33 0 1M");
         assertRange(hidden, 8 * MIB, MIB, 0x11);
@@ -198,7 +203,15 @@ class ReplicationIT
         final JsonNode stopped = status(secondaryControl);
         assertEquals("done", stopped.path("state").asText(), stopped.toString());
         assertTrue(stopped.path("error").isNull(), stopped.toString());
-        qemuIo(unixUri(svm), "read -P 0x11 0 1M", "read -P 0x22 8M 1M");
+        if (shared)
+        {
+            final Commands.Result refused = Commands.exec("qemu-io", "-f", "raw", "-c", "read 0 4k", unixUri(svm));
+            assertTrue(refused.output().contains("read failed"), refused.output());
+        }
+        else
+        {
+            qemuIo(unixUri(svm), "read -P 0x11 0 1M", "read -P 0x22 8M 1M");
+        }
         primary.awaitLine("the secondary ended the control link: replication stopped on the secondary", STARTUP);
         final JsonNode primaryStatus = status(primaryControl);
         assertEquals("degraded", primaryStatus.path("state").asText(), primaryStatus.toString());
