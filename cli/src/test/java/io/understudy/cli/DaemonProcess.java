@@ -86,6 +86,23 @@ final class DaemonProcess implements AutoCloseable
         return process.exitValue();
     }
 
+    /** Sends {@code signal} (e.g. STOP, CONT) to the process: {@code bin/understudy} execs the JVM. */
+    void signal(final String signal) throws IOException, InterruptedException
+    {
+        final Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(process.pid())).start();
+        if (kill.waitFor() != 0)
+        {
+            throw new AssertionError("kill -" + signal + " " + process.pid() + " failed");
+        }
+    }
+
+    /** SIGKILL, as a crash: no handler runs, sockets are closed by the kernel. */
+    void kill() throws InterruptedException
+    {
+        process.destroyForcibly();
+        process.waitFor();
+    }
+
     int waitFor(final Duration timeout) throws InterruptedException
     {
         if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS))
@@ -106,6 +123,7 @@ final class DaemonProcess implements AutoCloseable
     @Override
     public void close()
     {
+        // A stopped process takes SIGKILL as well; no CONT needed.
         process.destroyForcibly();
     }
 }

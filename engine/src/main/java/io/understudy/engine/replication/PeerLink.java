@@ -338,7 +338,11 @@ public final class PeerLink implements BlockDevice
         finish(slot, result);
     }
 
-    private void fail(final int errno, final String reason)
+    /**
+     * Declares the link failed from outside the forwarding path (e.g. the control link lost the peer's
+     * heartbeats): forwarding stops for good and the handler hears about it, unless a failure came first.
+     */
+    public void fail(final int errno, final String reason)
     {
         forwarding = false;
         if (finished.compareAndSet(false, true))

@@ -1,0 +1,43 @@
+package io.understudy.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.util.concurrent.Callable;
+
+/** {@code understudy checkpoint}: asks a daemon for a checkpoint and prints how long each step took. */
+@Command(
+    name = "checkpoint",
+    mixinStandardHelpOptions = true,
+    description = {
+        "Checkpoint the pair. On a primary linked to an Understudy secondary: drain and flush the forwarded",
+        "writes, have the secondary empty its overlays, advance the epoch. On a primary whose peer is a plain",
+        "NBD server: drain and flush only. On a secondary fed by a foreign (QEMU) primary: the secondary's",
+        "checkpoint alone. Exits 0 on success, 1 with the reason otherwise."})
+final class CheckpointCommand implements Callable<Integer>
+{
+    @Mixin
+    ControlSocketOption socket;
+
+    @Option(names = "--timeout-ms", paramLabel = "MS", defaultValue = "10000",
+        description = "Deadline of the whole checkpoint (default: ${DEFAULT-VALUE}).")
+    long timeoutMillis;
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call()
+    {
+        if (timeoutMillis <= 0)
+        {
+            throw new UserException("--timeout-ms must be positive");
+        }
+        final JsonNode result = ControlClient.execute(socket.control, "checkpoint",
+            ControlServer.JSON.createObjectNode().put("timeout-ms", timeoutMillis));
+        spec.commandLine().getOut().println(result.toString());
+        return 0;
+    }
+}

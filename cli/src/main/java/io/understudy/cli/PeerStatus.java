@@ -1,0 +1,68 @@
+package io.understudy.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.nbd.control.ControlLink;
+
+/**
+ * What a daemon knows about its peer's control link, for {@code status}: {@code none} (no Understudy peer
+ * linked yet), {@code foreign} (the peer answers NBD but no control link: QEMU or a plain NBD server), or the
+ * state of the current link ({@code up}, {@code lost}, {@code peer-goodbye}, {@code closed}) with its reason.
+ */
+final class PeerStatus
+{
+    static final String NONE = "none";
+    static final String FOREIGN = "foreign";
+
+    private volatile ControlLink link;
+    private volatile String label = NONE;
+    private volatile String reason = "";
+
+    void link(final ControlLink current)
+    {
+        link = current;
+    }
+
+    ControlLink link()
+    {
+        return link;
+    }
+
+    /** @return true if an Understudy peer is linked and its heartbeats arrive. */
+    boolean isUp()
+    {
+        final ControlLink current = link;
+        return current != null && current.state() == ControlLink.State.UP;
+    }
+
+    void foreign(final String why)
+    {
+        label = FOREIGN;
+        reason = why;
+    }
+
+    /** Says goodbye on the current link, if it is up. */
+    void goodbye(final boolean failover, final String why)
+    {
+        final ControlLink current = link;
+        if (current != null)
+        {
+            current.goodbye(failover, why);
+        }
+    }
+
+    void toJson(final ObjectNode node)
+    {
+        final ControlLink current = link;
+        if (current == null)
+        {
+            node.put("link", label).put("reason", reason);
+            return;
+        }
+        node.put("link", current.state().label())
+            .put("reason", current.reason())
+            .put("address", current.peerName())
+            .put("silence-ms", current.silenceMillis())
+            .put("heartbeat-interval-ms", current.heartbeatIntervalMillis())
+            .put("heartbeat-timeout-ms", current.heartbeatTimeoutMillis());
+    }
+}

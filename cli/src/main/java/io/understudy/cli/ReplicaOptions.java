@@ -1,0 +1,77 @@
+package io.understudy.cli;
+
+import io.understudy.engine.io.IoMode;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Options both replication daemons take. */
+final class ReplicaOptions
+{
+    @Option(names = "--disk", required = true, paramLabel = "FILE",
+        description = "The replicated disk (in shared mode the disk both hosts see). Must exist.")
+    Path disk;
+
+    @Option(names = "--shared", description = "Shared-disk mode (both hosts see the same disk).")
+    boolean shared;
+
+    @Option(names = "--socket", required = true, paramLabel = "PATH",
+        description = "Unix socket of the VM-facing NBD export (answers the empty export name).")
+    Path socket;
+
+    @Option(names = "--control", required = true, paramLabel = "PATH",
+        description = "Unix socket (mode 0600) for checkpoint, failover, stop and status.")
+    Path control;
+
+    @Option(names = "--cluster-size", paramLabel = "SIZE", defaultValue = "64K", converter = ByteSize.class,
+        description = "COW and dirty-bitmap granularity, a power of two in [4K, 1M]; both sides must agree " +
+            "(default: ${DEFAULT-VALUE}).")
+    long clusterSize;
+
+    @Option(names = "--heartbeat-ms", paramLabel = "MS", defaultValue = "1000",
+        description = "Control-link heartbeat interval; the primary proposes it (default: ${DEFAULT-VALUE}).")
+    int heartbeatMillis;
+
+    @Option(names = "--heartbeat-timeout-ms", paramLabel = "MS", defaultValue = "5000",
+        description = "Silence after which the peer is declared lost (default: ${DEFAULT-VALUE}).")
+    int heartbeatTimeoutMillis;
+
+    @Option(names = "--io-timeout-ms", paramLabel = "MS", defaultValue = "10000",
+        description = "Deadline of every forwarded request and of draining I/O (default: ${DEFAULT-VALUE}).")
+    long ioTimeoutMillis;
+
+    @Option(names = "--io", paramLabel = "MODE", defaultValue = "auto", converter = IoModeConverter.class,
+        description = "I/O backend: auto, uring or threads (default: ${DEFAULT-VALUE}).")
+    IoMode ioMode;
+
+    /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */
+    void validate()
+    {
+        if (!Files.exists(disk))
+        {
+            throw new UserException(disk + ": no such file");
+        }
+        if (Long.bitCount(clusterSize) != 1 || clusterSize < 4096 || clusterSize > (1 << 20))
+        {
+            throw new UserException("--cluster-size must be a power of two in [4K, 1M]: " + clusterSize);
+        }
+        if (heartbeatMillis <= 0)
+        {
+            throw new UserException("--heartbeat-ms must be positive");
+        }
+        if (heartbeatTimeoutMillis <= heartbeatMillis)
+        {
+            throw new UserException("--heartbeat-timeout-ms (" + heartbeatTimeoutMillis + ") must exceed " +
+                "--heartbeat-ms (" + heartbeatMillis + ")");
+        }
+        if (ioTimeoutMillis <= 0)
+        {
+            throw new UserException("--io-timeout-ms must be positive");
+        }
+        if (socket.equals(control))
+        {
+            throw new UserException("--socket and --control must be different paths");
+        }
+    }
+}

@@ -1,0 +1,506 @@
+package io.understudy.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+
+import static io.understudy.cli.Commands.qemuIo;
+import static io.understudy.cli.Commands.status;
+import static io.understudy.cli.Commands.understudy;
+import static io.understudy.cli.Commands.understudyOk;
+import static io.understudy.cli.Commands.unixUri;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The acceptance scenarios at process level: a secondary and a primary daemon started through
+ * {@code bin/understudy}, qemu-io writing into the PVM's and the SVM's exports, the thin clients for
+ * checkpoint, failover, stop and status, kill -9 for crashes, and exact byte comparisons of the files.
+ * Disks are 16 MiB with halves L = [0, 8M) and R = [8M, 16M); heartbeats every 100 ms, peer lost after 600 ms.
+ */
+class ReplicationIT
+{
+    private static final Duration STARTUP = Duration.ofSeconds(60);
+    private static final Duration STOP = Duration.ofSeconds(30);
+    private static final int MIB = 1 << 20;
+    private static final int SIZE = 16 * MIB;
+    private static final int HEARTBEAT_MS = 100;
+    private static final int HEARTBEAT_TIMEOUT_MS = 600;
+
+    @TempDir
+    Path dir;
+
+    private final List<DaemonProcess> daemons = new ArrayList<>();
+    private Path secondaryDisk;
+    private Path hidden;
+    private Path active;
+    private Path svm;
+    private Path secondaryControl;
+    private Path primaryDisk;
+    private Path pvm;
+    private Path primaryControl;
+    private DaemonProcess secondary;
+    private DaemonProcess primary;
+    private List<String> primaryArgs;
+
+    @AfterEach
+    void killLeftovers()
+    {
+        daemons.forEach(DaemonProcess::close);
+    }
+
+    /** AT-05, AX-01 (COW into H), SVM isolation, AT-08/AX-03 (checkpoint through the CLI), clean SIGTERM. */
+    @Test
+    void pvmWritesReachSecondaryWithCowIntoHiddenAndCheckpointAdvancesTheEpoch() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");
+        qemuIo(unixUri(svm), "read -P 0x11 8M 8M", "write -P 0x33 0 8M", "read -P 0x33 0 8M");
+        qemuIo(unixUri(pvm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
+        assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
+        assertRange(hidden, 8 * MIB, 8 * MIB, 0x11); // the originals, copied before S was overwritten
+        assertRange(hidden, 0, 8 * MIB, 0);
+
+        final String report = understudyOk("checkpoint", "--control", primaryControl.toString());
+        System.out.println("coordinated checkpoint: " + report.strip());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        for (final Path control : List.of(primaryControl, secondaryControl))
+        {
+            final JsonNode status = Commands.statusCli(control);
+            assertEquals(1, status.path("epoch").asLong(), status.toString());
+            assertEquals("running", status.path("state").asText(), status.toString());
+            assertEquals("non-shared", status.path("mode").asText(), status.toString());
+            assertTrue(status.path("error").isNull(), status.toString());
+            assertEquals("up", status.path("peer").path("link").asText(), status.toString());
+        }
+        assertEquals(0, status(primaryControl).path("dirty-clusters").asLong());
+        // After the checkpoint the SVM sees exactly the PVM's disk: its own writes are dropped.
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+
+        final String text = understudyOk("status", "--control", secondaryControl.toString());
+        assertEquals("role=secondary mode=non-shared state=running epoch=1 peer=up error=none", text.strip());
+        final Commands.Result refused = understudy("checkpoint", "--control", secondaryControl.toString());
+        assertEquals(1, refused.exitCode(), refused.output());
+        assertTrue(refused.output().contains("run checkpoint on the primary"), refused.output());
+
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertTrue(secondary.output().contains("stopped cleanly"), secondary.output());
+        assertArrayEquals(primaryDisk, secondaryDisk);
+    }
+
+    /** AT-06 / AX-04 over processes: the primary crashes mid-epoch, the secondary takes over and rolls back. */
+    @Test
+    void failoverOnTheSecondaryAfterThePrimaryIsKilled() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x44 0 1M");
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");          // unfinished epoch: must be rolled back
+        qemuIo(unixUri(svm), "write -P 0x33 0 8M");
+
+        final String name = "primary killed";
+        final long killed = System.nanoTime();
+        primary.kill();
+        secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        System.out.printf("%s: peer loss reported %d ms after kill -9%n", name, reportedMillis);
+        assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
+        final JsonNode lost = status(secondaryControl);
+        assertEquals("lost", lost.path("peer").path("link").asText(), lost.toString());
+        assertEquals("running", lost.path("state").asText(), lost.toString());
+        qemuIo(unixUri(svm), "read -P 0x33 0 8M", "read -P 0x11 8M 8M"); // still serving
+
+        // A restarted primary must not resume replication silently: its disk may hold writes S never saw.
+        final Commands.Result restarted = understudy(primaryArgs.toArray(String[]::new));
+        assertEquals(1, restarted.exitCode(), restarted.output());
+        assertTrue(restarted.output().contains("refused the control link (not-running): the previous primary's " +
+            "link ended"), restarted.output());
+
+        System.out.println("failover: " + understudyOk("failover", "--control", secondaryControl.toString()).strip());
+        final JsonNode done = status(secondaryControl);
+        assertEquals("done", done.path("state").asText(), done.toString());
+        assertEquals(1, done.path("epoch").asLong(), done.toString());
+        qemuIo(unixUri(svm), "read -P 0x33 0 8M", "read -P 0x11 8M 8M", "write -P 0x55 15M 1M");
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x33);
+        assertRange(secondaryDisk, 8 * MIB, 7 * MIB, 0x11);
+        assertRange(secondaryDisk, 15 * MIB, MIB, 0x55);
+    }
+
+    /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
+    @ParameterizedTest(name = "shared={0}")
+    @ValueSource(booleans = {false, true})
+    void failoverOnThePrimaryAfterTheSecondaryIsKilled(final boolean shared) throws Exception
+    {
+        startPair(shared);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 1M");
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+
+        final String name = "secondary killed";
+        final long killed = System.nanoTime();
+        secondary.kill();
+        primary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        System.out.printf("%s: peer loss reported %d ms after kill -9%n", name, reportedMillis);
+        assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000, "peer loss reported after " + reportedMillis + " ms");
+
+        qemuIo(unixUri(pvm), "write -P 0x66 4M 2M", "read -P 0x66 4M 2M");
+        final JsonNode degraded = status(primaryControl);
+        assertEquals("degraded", degraded.path("state").asText(), degraded.toString());
+        assertFalse(degraded.path("error").isNull(), degraded.toString());
+        assertEquals("lost", degraded.path("peer").path("link").asText(), degraded.toString());
+        assertEquals(2 * MIB / 65536, degraded.path("dirty-clusters").asLong(), degraded.toString());
+        final Commands.Result checkpoint = understudy("checkpoint", "--control", primaryControl.toString());
+        assertNotEquals(0, checkpoint.exitCode(), checkpoint.output());
+        assertTrue(checkpoint.output().contains("degraded"), checkpoint.output());
+
+        understudyOk("failover", "--control", primaryControl.toString());
+        qemuIo(unixUri(pvm), "write -P 0x77 10M 64k", "read -P 0x77 10M 64k");
+        final JsonNode alone = status(primaryControl);
+        assertEquals("done", alone.path("state").asText(), alone.toString());
+        assertEquals(2 * MIB / 65536 + 1, alone.path("dirty-clusters").asLong(), alone.toString());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+
+        assertRange(primaryDisk, 0, MIB, 0x22);
+        assertRange(primaryDisk, MIB, 3 * MIB, 0x11);
+        assertRange(primaryDisk, 4 * MIB, 2 * MIB, 0x66);
+        assertRange(primaryDisk, 10 * MIB, 65536, 0x77);
+    }
+
+    /**
+     * AX-07: stop(failover=false) on the secondary empties A and H and leaves S as the primary wrote it; the SVM
+     * then sees S (non-shared) or is refused (shared: the disk belongs to the primary alone).
+     */
+    @ParameterizedTest(name = "shared={0}")
+    @ValueSource(booleans = {false, true})
+    void stopWithoutFailoverOnTheSecondaryEmptiesBothOverlays(final boolean shared) throws Exception
+    {
+        startPair(shared);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 1M");
+        qemuIo(unixUri(svm), "write -P 0x33 0 1M");
+        assertRange(hidden, 8 * MIB, MIB, 0x11);
+        assertRange(active, 0, MIB, 0x33);
+
+        understudyOk("stop", "--control", secondaryControl.toString());
+        final JsonNode stopped = status(secondaryControl);
+        assertEquals("done", stopped.path("state").asText(), stopped.toString());
+        assertTrue(stopped.path("error").isNull(), stopped.toString());
+        if (shared)
+        {
+            final Commands.Result refused = Commands.exec("qemu-io", "-f", "raw", "-c", "read 0 4k", unixUri(svm));
+            assertTrue(refused.output().contains("read failed"), refused.output());
+        }
+        else
+        {
+            qemuIo(unixUri(svm), "read -P 0x11 0 1M", "read -P 0x22 8M 1M");
+        }
+        primary.awaitLine("the secondary ended the control link: replication stopped on the secondary", STARTUP);
+        final JsonNode primaryStatus = status(primaryControl);
+        assertEquals("degraded", primaryStatus.path("state").asText(), primaryStatus.toString());
+        assertEquals("peer-goodbye", primaryStatus.path("peer").path("link").asText(), primaryStatus.toString());
+        awaitAllZero(hidden);
+        awaitAllZero(active);
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
+        assertRange(secondaryDisk, 8 * MIB, MIB, 0x22);
+        assertRange(secondaryDisk, 9 * MIB, 7 * MIB, 0x11);
+    }
+
+    /** Shared disk: originals shipped into H before the PVM's write, SVM isolated, stop --failover rolls back. */
+    @Test
+    void sharedDiskCheckpointAndFailoverOnTheSecondary() throws Exception
+    {
+        startPair(true);
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 8M");
+        assertRange(primaryDisk, 8 * MIB, 8 * MIB, 0x22);
+        assertRange(hidden, 8 * MIB, 8 * MIB, 0x11);
+        qemuIo(unixUri(svm), "read -P 0x11 0 16M");
+
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+        final JsonNode status = status(secondaryControl);
+        assertEquals(1, status.path("epoch").asLong(), status.toString());
+        assertEquals("shared", status.path("mode").asText(), status.toString());
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+
+        qemuIo(unixUri(pvm), "write -P 0x44 12M 1M");          // unfinished epoch
+        qemuIo(unixUri(svm), "write -P 0x33 0 1M");
+        primary.kill();
+        secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        understudyOk("stop", "--failover", "--control", secondaryControl.toString());
+        assertEquals("done", status(secondaryControl).path("state").asText());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+
+        assertRange(primaryDisk, 0, MIB, 0x33);
+        assertRange(primaryDisk, MIB, 7 * MIB, 0x11);
+        assertRange(primaryDisk, 8 * MIB, 8 * MIB, 0x22);
+    }
+
+    /** A hung secondary (SIGSTOP) is found by heartbeats alone; the pair degrades and stays so after SIGCONT. */
+    @Test
+    void hungSecondaryIsDeclaredLostByHeartbeatAndGuestWritesGoOn() throws Exception
+    {
+        startPair(false);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 64k");
+        final long stopped = System.nanoTime();
+        secondary.signal("STOP");
+        primary.awaitLine("peer lost: no heartbeat from .* for " + HEARTBEAT_TIMEOUT_MS + " ms",
+            Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 2000));
+        final long reportedMillis = (System.nanoTime() - stopped) / 1_000_000;
+        // The silence is timed from the last heartbeat received, up to one interval (plus jitter) before the stop.
+        assertTrue(reportedMillis >= HEARTBEAT_TIMEOUT_MS - 2 * HEARTBEAT_MS &&
+            reportedMillis < HEARTBEAT_TIMEOUT_MS + 1000,
+            "peer loss reported after " + reportedMillis + " ms");
+        System.out.printf("hung secondary: peer loss reported %d ms after SIGSTOP (timeout %d ms)%n", reportedMillis,
+            HEARTBEAT_TIMEOUT_MS);
+        qemuIo(unixUri(pvm), "write -P 0x33 1M 64k", "read -P 0x33 1M 64k");
+        secondary.signal("CONT");
+        Thread.sleep(3L * HEARTBEAT_MS);
+        final JsonNode status = status(primaryControl);
+        assertEquals("degraded", status.path("state").asText(), status.toString());
+        assertTrue(status.path("error").path("reason").asText().contains("no heartbeat"), status.toString());
+        assertEquals(2, status.path("dirty-clusters").asLong(), status.toString());
+        assertFalse(status.path("forwarding").asBoolean(), status.toString());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(primaryDisk, MIB, 65536, 0x33);
+        assertRange(secondaryDisk, MIB, 65536, 0x11); // never forwarded after the loss: the bitmap says so
+        assertRange(secondaryDisk, 0, 65536, 0x22);
+    }
+
+    /**
+     * A forwarded write that misses its deadline degrades the primary while the control link is still up; the
+     * primary says GOODBYE so the secondary's status no longer claims a live pair. The secondary is stopped
+     * (SIGSTOP) for less than the heartbeat timeout but longer than the forwarding deadline.
+     */
+    @Test
+    void forwardingDeadlineDegradesThePrimaryAndTellsTheSecondary() throws Exception
+    {
+        startPair(false, 5000, 300);
+        qemuIo(unixUri(pvm), "write -P 0x22 0 64k");
+        secondary.signal("STOP");
+        qemuIo(unixUri(pvm), "write -P 0x33 1M 64k");          // completes with the local result at the deadline
+        primary.awaitLine("forwarding stopped: peer did not answer a forwarded request before its deadline",
+            STARTUP);
+        secondary.signal("CONT");
+        secondary.awaitLine("the primary ended the control link \\(it dropped this secondary\\): forwarding " +
+            "stopped", STARTUP);
+        final JsonNode secondaryStatus = status(secondaryControl);
+        assertEquals("peer-goodbye", secondaryStatus.path("peer").path("link").asText(), secondaryStatus.toString());
+        final JsonNode primaryStatus = status(primaryControl);
+        assertEquals("degraded", primaryStatus.path("state").asText(), primaryStatus.toString());
+        assertEquals("ETIMEDOUT", primaryStatus.path("error").path("errno").asText(), primaryStatus.toString());
+        assertEquals(2, primaryStatus.path("dirty-clusters").asLong(), primaryStatus.toString());
+        qemuIo(unixUri(pvm), "write -P 0x44 2M 64k", "read -P 0x33 1M 64k", "read -P 0x44 2M 64k");
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(primaryDisk, 2 * MIB, 65536, 0x44);
+        assertRange(secondaryDisk, 2 * MIB, 65536, 0x11);
+    }
+
+    /** A primary whose peer is a plain NBD server: no control link, checkpoint drains and flushes only. */
+    @Test
+    void primaryForwardingToAPlainNbdServer() throws Exception
+    {
+        primaryDisk = dir.resolve("p.img");
+        pvm = dir.resolve("pvm.sock");
+        primaryControl = dir.resolve("primary.ctl");
+        final Path plain = dir.resolve("plain.img");
+        fill(primaryDisk, 0x11);
+        fill(plain, 0x11);
+        final DaemonProcess serve = start(List.of("serve", "--disk", plain.toString(), "--listen", ":0", "--export",
+            "colo", "--io", "threads"));
+        final Matcher port = serve.awaitLine("NBD URI nbd://127\\.0\\.0\\.1:(\\d+)/colo", STARTUP);
+        primary = start(List.of("primary", "--disk", primaryDisk.toString(), "--socket", pvm.toString(),
+            "--control", primaryControl.toString(), "--io", "threads", "--peer",
+            "nbd://127.0.0.1:" + port.group(1) + "/colo", "--peer-control", "127.0.0.1:1"));
+        primary.awaitLine("no control link answers", STARTUP);
+        primary.awaitLine("primary ready", STARTUP);
+        qemuIo(unixUri(pvm), "write -P 0x22 2M 3M", "write -z 6M 1M");
+        final String report = understudyOk("checkpoint", "--control", primaryControl.toString());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        final JsonNode status = status(primaryControl);
+        assertEquals("foreign", status.path("peer").path("link").asText(), status.toString());
+        assertEquals("running", status.path("state").asText(), status.toString());
+
+        // stop(failover=false) on the primary: guest I/O is refused from then on, nothing more is forwarded.
+        understudyOk("stop", "--control", primaryControl.toString());
+        assertEquals("done", status(primaryControl).path("state").asText());
+        final Commands.Result refused = Commands.exec("qemu-io", "-f", "raw", "-c", "write -P 0x99 0 64k",
+            unixUri(pvm));
+        assertTrue(refused.output().contains("write failed"), refused.output());
+        assertEquals(0, primary.terminate(STOP), primary.output());
+        assertEquals(0, serve.terminate(STOP), serve.output());
+        assertRange(plain, 2 * MIB, 3 * MIB, 0x22);
+        assertRange(plain, 6 * MIB, MIB, 0);
+        assertArrayEquals(primaryDisk, plain);
+    }
+
+    /** A secondary fed by a foreign primary (here qemu-io on the sink) checkpoints alone (AT-08). */
+    @Test
+    void secondaryFedByAForeignPrimaryCheckpointsAlone() throws Exception
+    {
+        final Matcher ready = startSecondary(false);
+        final String sink = "nbd://127.0.0.1:" + ready.group(1) + "/colo";
+        qemuIo(sink, "write -P 0x22 8M 8M");
+        qemuIo(unixUri(svm), "read -P 0x11 0 16M");
+        final String report = understudyOk("checkpoint", "--control", secondaryControl.toString());
+        assertTrue(report.contains("\"epoch\":1"), report);
+        qemuIo(unixUri(svm), "read -P 0x11 0 8M", "read -P 0x22 8M 8M");
+        final JsonNode status = status(secondaryControl);
+        assertEquals("none", status.path("peer").path("link").asText(), status.toString());
+
+        // An Understudy primary starting at epoch 0 does not match the secondary's checkpoints: refused.
+        final Path late = dir.resolve("late.img");
+        fill(late, 0x11);
+        final Commands.Result refused = understudy("primary", "--disk", late.toString(), "--socket",
+            dir.resolve("late.sock").toString(), "--control", dir.resolve("late.ctl").toString(), "--peer", sink,
+            "--peer-control", "127.0.0.1:" + ready.group(2));
+        assertEquals(1, refused.exitCode(), refused.output());
+        assertTrue(refused.output().contains("refused the control link (epoch): the primary is at epoch 0, the " +
+            "secondary at 1"), refused.output());
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
+    }
+
+    private void startPair(final boolean shared) throws Exception
+    {
+        startPair(shared, HEARTBEAT_TIMEOUT_MS, 3000);
+    }
+
+    private void startPair(final boolean shared, final int heartbeatTimeoutMillis, final int ioTimeoutMillis)
+        throws Exception
+    {
+        final Matcher ready = startSecondary(shared);
+        primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
+        pvm = dir.resolve("pvm.sock");
+        primaryControl = dir.resolve("primary.ctl");
+        if (!shared)
+        {
+            fill(primaryDisk, 0x11);
+        }
+        final List<String> primaryArgsHead = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
+            "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
+            "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
+            String.valueOf(heartbeatTimeoutMillis), "--io-timeout-ms", String.valueOf(ioTimeoutMillis)));
+        if (shared)
+        {
+            primaryArgsHead.add("--shared");
+        }
+        primaryArgsHead.addAll(List.of("--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo",
+            "--peer-control", "127.0.0.1:" + ready.group(2)));
+        primaryArgs = primaryArgsHead;
+        primary = start(primaryArgsHead);
+        primary.awaitLine("control link up", STARTUP);
+        primary.awaitLine("primary ready", STARTUP);
+        secondary.awaitLine("primary linked", STARTUP);
+    }
+
+    /** Starts the secondary on free ports; the match's groups are the sink's and the control link's port. */
+    private Matcher startSecondary(final boolean shared) throws Exception
+    {
+        secondaryDisk = dir.resolve("s.img");
+        hidden = dir.resolve("hidden.img");
+        active = dir.resolve("active.img");
+        svm = dir.resolve("svm.sock");
+        secondaryControl = dir.resolve("secondary.ctl");
+        fill(secondaryDisk, 0x11);
+        final List<String> args = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
+            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
+            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
+        if (shared)
+        {
+            args.add("--shared");
+        }
+        secondary = start(args);
+        return secondary.awaitLine(
+            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
+            STARTUP);
+    }
+
+    private DaemonProcess start(final List<String> args) throws IOException
+    {
+        final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
+        daemons.add(daemon);
+        return daemon;
+    }
+
+    private static void fill(final Path path, final int pattern) throws IOException
+    {
+        final byte[] bytes = new byte[SIZE];
+        Arrays.fill(bytes, (byte)pattern);
+        Files.write(path, bytes);
+    }
+
+    private static void assertRange(final Path path, final long offset, final int length, final int pattern)
+        throws IOException
+    {
+        final byte[] bytes = new byte[length];
+        try (RandomAccessFile file = new RandomAccessFile(path.toFile(), "r"))
+        {
+            file.seek(offset);
+            file.readFully(bytes);
+        }
+        for (int i = 0; i < length; i++)
+        {
+            if ((bytes[i] & 0xff) != pattern)
+            {
+                throw new AssertionError(path.getFileName() + ": byte at " + (offset + i) + " is 0x" +
+                    Integer.toHexString(bytes[i] & 0xff) + ", expected 0x" + Integer.toHexString(pattern));
+            }
+        }
+    }
+
+    private static void assertArrayEquals(final Path expected, final Path actual) throws IOException
+    {
+        final byte[] a = Files.readAllBytes(expected);
+        final byte[] b = Files.readAllBytes(actual);
+        assertEquals(a.length, b.length);
+        assertEquals(-1, Arrays.mismatch(a, b), expected + " and " + actual + " differ");
+    }
+
+    /** Overlay storage is given back in the background after make-empty: punched holes read as zeroes. */
+    private static void awaitAllZero(final Path path) throws IOException, InterruptedException
+    {
+        final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (true)
+        {
+            final byte[] bytes = Files.readAllBytes(path);
+            int firstNonZero = -1;
+            for (int i = 0; i < bytes.length; i++)
+            {
+                if (bytes[i] != 0)
+                {
+                    firstNonZero = i;
+                    break;
+                }
+            }
+            if (firstNonZero < 0)
+            {
+                return;
+            }
+            if (System.nanoTime() - deadline >= 0)
+            {
+                throw new AssertionError(path.getFileName() + " still holds data at " + firstNonZero);
+            }
+            Thread.sleep(50);
+        }
+    }
+}
