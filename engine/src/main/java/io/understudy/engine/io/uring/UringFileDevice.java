@@ -1,6 +1,5 @@
 package io.understudy.engine.io.uring;
 
-import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.posix.FileDevice;
 import io.understudy.engine.io.posix.Op;
@@ -77,7 +76,7 @@ final class UringFileDevice extends FileDevice
         {
             agent.exitSubmit();
             slots.decrementAndGet();
-            fail(completion, cookie, -Errno.ESHUTDOWN);
+            fail(completion, cookie, agent.refusal());
             return true;
         }
         final UringRequest request = agent.acquire();
