@@ -5,6 +5,7 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.overlay.SteppedRequest;
 import io.understudy.engine.overlay.Waiters;
 import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
@@ -74,22 +75,12 @@ public final class CowFilter implements BlockDevice
     private static final int OP_DISCARD = 3;
     private static final int OP_FLUSH = 4;
 
-    private static final int IO_NONE = 0;
     private static final int IO_COPY_READ = 1;
     private static final int IO_COPY_WRITE = 2;
     private static final int IO_FORWARD = 3;
     private static final int IO_FLUSH_TARGET = 4;
     private static final int IO_FLUSH_BELOW = 5;
     private static final int IO_FUA_FLUSH_TARGET = 6;
-
-    private static final int STEP_CONTINUE = 0;
-    private static final int STEP_ASYNC = 1;
-    private static final int STEP_BLOCKED = 2;
-
-    private static final int GUARD_IDLE = 0;
-    private static final int GUARD_SUBMITTING = 1;
-    private static final int GUARD_COMPLETED_EARLY = 2;
-    private static final int GUARD_AWAITING = 3;
 
     private final BlockDevice below;
     private final BlockDevice target;
@@ -105,7 +96,7 @@ public final class CowFilter implements BlockDevice
     private final AtomicBitmap busy;
     private final Arena arena = Arena.ofShared();
     private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
-    private final Waiters<Request> waiting;
+    private final Waiters<SteppedRequest> waiting;
     private final AtomicInteger writesInFlight = new AtomicInteger();
     private final AtomicBoolean epochChanging = new AtomicBoolean();
     private final AtomicLong copies = new AtomicLong();
@@ -427,10 +418,9 @@ public final class CowFilter implements BlockDevice
     }
 
     /** One request slot: copies what must be copied, then forwards the request. */
-    private final class Request implements IoCompletion, Runnable
+    private final class Request extends SteppedRequest
     {
         private final MemorySegment scratch;
-        private final AtomicInteger guard = new AtomicInteger();
 
         private int op;
         private long offset;
@@ -443,17 +433,16 @@ public final class CowFilter implements BlockDevice
         /** Next cluster to check for copying; past lastCluster once every cluster is copied. */
         private long cluster;
         private long lastCluster;
-        private int io;
         private long heldFrom;
         private long heldTo;
         private int result;
         private boolean forwarded;
         /** A FUA write that copied something flushes the target first: originals are durable before the data. */
         private boolean targetFlushPending;
-        private int ioResult;
 
         Request(final MemorySegment scratch)
         {
+            super(waiting);
             this.scratch = scratch;
         }
 
@@ -487,68 +476,19 @@ public final class CowFilter implements BlockDevice
         }
 
         @Override
-        public void run()
+        protected boolean isDone()
         {
-            while (true)
-            {
-                if (io == IO_NONE && (result < 0 || forwarded))
-                {
-                    finish();
-                    return;
-                }
-                final long observed = waiting.observe();
-                final int step = step();
-                if (step == STEP_ASYNC)
-                {
-                    return;
-                }
-                if (step == STEP_BLOCKED)
-                {
-                    waiting.park(this, observed);
-                    return;
-                }
-            }
+            return result < 0 || forwarded;
         }
 
         @Override
-        public void onComplete(final long ignored, final int subResult)
+        protected void wakeWaiters()
         {
-            ioResult = subResult;
-            if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_COMPLETED_EARLY))
-            {
-                return;
-            }
-            completed();
-            run();
             waiting.signal();
         }
 
-        private int step()
-        {
-            if (io == IO_NONE)
-            {
-                final int planned = plan();
-                if (planned != STEP_ASYNC)
-                {
-                    return planned;
-                }
-            }
-            guard.set(GUARD_SUBMITTING);
-            if (!submitIo())
-            {
-                guard.set(GUARD_IDLE);
-                return STEP_BLOCKED;
-            }
-            if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_AWAITING))
-            {
-                return STEP_ASYNC;
-            }
-            guard.set(GUARD_IDLE);
-            completed();
-            return STEP_CONTINUE;
-        }
-
-        private int plan()
+        @Override
+        protected int plan()
         {
             while (cluster <= lastCluster && copied.get(cluster))
             {
@@ -587,7 +527,8 @@ public final class CowFilter implements BlockDevice
             return STEP_ASYNC;
         }
 
-        private boolean submitIo()
+        @Override
+        protected boolean submitIo()
         {
             final long start = heldFrom << clusterShift;
             final int copyLength = (int)(Math.min(size, heldTo << clusterShift) - start);
@@ -607,7 +548,8 @@ public final class CowFilter implements BlockDevice
             };
         }
 
-        private void completed()
+        @Override
+        protected void completed(final int ioResult)
         {
             final int completedIo = io;
             io = IO_NONE;
@@ -653,7 +595,8 @@ public final class CowFilter implements BlockDevice
             waiting.signal();
         }
 
-        private void finish()
+        @Override
+        protected void finish()
         {
             final IoCompletion completion = this.completion;
             final long cookie = this.cookie;

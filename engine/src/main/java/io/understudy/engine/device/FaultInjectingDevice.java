@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * {@link #failNth} / {@link #failFrom} / {@link #clear}; they may change while requests are submitted.
  * Everything else (size, flags, block status, close) is delegated unchanged.
  */
-public final class FaultInjectingDevice implements BlockDevice
+public final class FaultInjectingDevice extends ForwardingBlockDevice
 {
     /** Request kinds a rule can target. */
     public enum Kind
@@ -24,7 +24,6 @@ public final class FaultInjectingDevice implements BlockDevice
 
     private static final int KINDS = Kind.values().length;
 
-    private final BlockDevice device;
     private final AtomicLongArray counts = new AtomicLongArray(KINDS);
     /** Per kind: the first request number that fails (0 = none), the last one that fails, and the errno. */
     private final AtomicLongArray firstFailing = new AtomicLongArray(KINDS);
@@ -33,7 +32,7 @@ public final class FaultInjectingDevice implements BlockDevice
 
     public FaultInjectingDevice(final BlockDevice device)
     {
-        this.device = device;
+        super(device);
     }
 
     /** Fails the {@code nth} request of {@code kind} counted from now (1 = the next one) with {@code errno}. */
@@ -59,36 +58,6 @@ public final class FaultInjectingDevice implements BlockDevice
     public long count(final Kind kind)
     {
         return counts.get(kind.ordinal());
-    }
-
-    @Override
-    public long size()
-    {
-        return device.size();
-    }
-
-    @Override
-    public int alignment()
-    {
-        return device.alignment();
-    }
-
-    @Override
-    public boolean isReadOnly()
-    {
-        return device.isReadOnly();
-    }
-
-    @Override
-    public boolean canDiscard()
-    {
-        return device.canDiscard();
-    }
-
-    @Override
-    public boolean canFastZero()
-    {
-        return device.canFastZero();
     }
 
     @Override
@@ -130,18 +99,6 @@ public final class FaultInjectingDevice implements BlockDevice
         final int fault = fault(Kind.WRITE_ZEROES);
         return fault != 0 ? fail(completion, cookie, fault) :
             device.writeZeroes(offset, length, flags, completion, cookie);
-    }
-
-    @Override
-    public long blockStatus(final long offset, final long length, final ExtentSink sink)
-    {
-        return device.blockStatus(offset, length, sink);
-    }
-
-    @Override
-    public void close()
-    {
-        device.close();
     }
 
     private FaultInjectingDevice arm(final Kind kind, final long first, final long last, final int errno)

@@ -83,7 +83,6 @@ public final class OverlayDevice implements BlockDevice
     private static final int OP_WRITE_ZEROES = 3;
     private static final int OP_FLUSH = 4;
 
-    private static final int IO_NONE = 0;
     private static final int IO_READ_STORAGE = 1;
     private static final int IO_READ_BACKING = 2;
     private static final int IO_WRITE_STORAGE = 3;
@@ -91,10 +90,6 @@ public final class OverlayDevice implements BlockDevice
     private static final int IO_COPY_WRITE = 5;
     private static final int IO_FRESH_WRITE = 6;
     private static final int IO_FLUSH = 7;
-
-    private static final int STEP_CONTINUE = 0;
-    private static final int STEP_ASYNC = 1;
-    private static final int STEP_BLOCKED = 2;
 
     private static final int GUARD_IDLE = 0;
     private static final int GUARD_SUBMITTING = 1;
@@ -113,7 +108,7 @@ public final class OverlayDevice implements BlockDevice
     private volatile AtomicBitmap releasing;
     private final Arena arena = Arena.ofShared();
     private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
-    private final Waiters<Request> waiting;
+    private final Waiters<SteppedRequest> waiting;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final Releaser releaser = new Releaser();
     private volatile boolean closed;
@@ -452,11 +447,9 @@ public final class OverlayDevice implements BlockDevice
     }
 
     /** One request slot: a state machine that issues one sub-request at a time. */
-    private final class Request implements IoCompletion, Runnable
+    private final class Request extends SteppedRequest
     {
         private final MemorySegment scratch;
-        /** Hand-over between the submitting thread and a completion that may arrive before submit returns. */
-        private final AtomicInteger guard = new AtomicInteger();
 
         private int op;
         private long offset;
@@ -468,17 +461,15 @@ public final class OverlayDevice implements BlockDevice
         private long position;
         private int result;
         private boolean flushPending;
-        private int io;
         private long ioStart;
         private long ioEnd;
         /** Clusters [heldFrom, heldTo) whose busy bit this request owns. */
         private long heldFrom;
         private long heldTo;
-        /** Result of the last sub-request, published by the guard's CAS. */
-        private int ioResult;
 
         Request(final MemorySegment scratch)
         {
+            super(waiting);
             this.scratch = scratch;
         }
 
@@ -502,72 +493,21 @@ public final class OverlayDevice implements BlockDevice
             run();
         }
 
-        /** Drives the state machine until it waits for a completion, blocks, or finishes. */
         @Override
-        public void run()
+        protected boolean isDone()
         {
-            while (true)
-            {
-                if (io == IO_NONE && (result < 0 || (position >= end && !flushPending)))
-                {
-                    finish();
-                    return;
-                }
-                final long observedWakeups = waiting.observe();
-                final int step = step();
-                if (step == STEP_ASYNC)
-                {
-                    return;
-                }
-                if (step == STEP_BLOCKED)
-                {
-                    waiting.park(this, observedWakeups);
-                    return;
-                }
-            }
+            return result < 0 || (position >= end && !flushPending);
         }
 
         @Override
-        public void onComplete(final long ignored, final int subResult)
+        protected void wakeWaiters()
         {
-            ioResult = subResult;
-            if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_COMPLETED_EARLY))
-            {
-                return; // the submitting thread continues once its submit call returns
-            }
-            completed();
-            run();
             signal();
         }
 
-        /** Plans (if needed) and submits the next sub-request. */
-        private int step()
-        {
-            if (io == IO_NONE)
-            {
-                final int planned = plan();
-                if (planned != STEP_ASYNC)
-                {
-                    return planned;
-                }
-            }
-            guard.set(GUARD_SUBMITTING);
-            if (!submitIo())
-            {
-                guard.set(GUARD_IDLE);
-                return STEP_BLOCKED;
-            }
-            if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_AWAITING))
-            {
-                return STEP_ASYNC;
-            }
-            guard.set(GUARD_IDLE);
-            completed();
-            return STEP_CONTINUE;
-        }
-
         /** Chooses the next sub-request for {@code position}. @return STEP_ASYNC when one was chosen. */
-        private int plan()
+        @Override
+        protected int plan()
         {
             if (position >= end)
             {
@@ -641,7 +581,8 @@ public final class OverlayDevice implements BlockDevice
             return op == OP_WRITE_ZEROES ? ZERO_BYTES : Long.MAX_VALUE;
         }
 
-        private boolean submitIo()
+        @Override
+        protected boolean submitIo()
         {
             final int length = (int)(ioEnd - ioStart);
             return switch (io)
@@ -656,8 +597,8 @@ public final class OverlayDevice implements BlockDevice
             };
         }
 
-        /** Applies the effect of the completed sub-request. */
-        private void completed()
+        @Override
+        protected void completed(final int ioResult)
         {
             final int completedIo = io;
             io = IO_NONE;
@@ -736,7 +677,8 @@ public final class OverlayDevice implements BlockDevice
             return op == OP_WRITE_ZEROES ? ZEROES : slice(start, length);
         }
 
-        private void finish()
+        @Override
+        protected void finish()
         {
             final IoCompletion completion = this.completion;
             final long cookie = this.cookie;

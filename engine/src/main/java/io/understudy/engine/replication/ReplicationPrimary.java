@@ -139,15 +139,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
     @Override
     public ReplicationState state()
     {
-        return switch (stage)
-        {
-            case NONE -> ReplicationState.NONE;
-            case RUNNING -> checkpointing ? ReplicationState.CHECKPOINTING :
-                isDegraded() ? ReplicationState.DEGRADED : ReplicationState.RUNNING;
-            case FAILOVER -> ReplicationState.FAILOVER;
-            case FAILOVER_FAILED -> ReplicationState.FAILOVER_FAILED;
-            case DONE -> ReplicationState.DONE;
-        };
+        return ReplicationState.of(stage, checkpointing, isDegraded());
     }
 
     public ErrorLatch.LatchedError latchedError()

@@ -132,15 +132,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     @Override
     public ReplicationState state()
     {
-        return switch (stage)
-        {
-            case NONE -> ReplicationState.NONE;
-            case RUNNING -> checkpointing ? ReplicationState.CHECKPOINTING :
-                latch.isSet() ? ReplicationState.DEGRADED : ReplicationState.RUNNING;
-            case FAILOVER -> ReplicationState.FAILOVER;
-            case FAILOVER_FAILED -> ReplicationState.FAILOVER_FAILED;
-            case DONE -> ReplicationState.DONE;
-        };
+        return ReplicationState.of(stage, checkpointing, latch.isSet());
     }
 
     /** @return the latched error, or null. */

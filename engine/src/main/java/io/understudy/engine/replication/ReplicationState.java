@@ -28,6 +28,24 @@ public enum ReplicationState
         this.label = label;
     }
 
+    /**
+     * The one mapping of a disk's stage to what the operator sees, for both roles.
+     *
+     * @param checkpointing a checkpoint runs now.
+     * @param degraded      the pair no longer replicates (a latched error, stopped forwarding).
+     */
+    public static ReplicationState of(final ReplicationStage stage, final boolean checkpointing, final boolean degraded)
+    {
+        return switch (stage)
+        {
+            case NONE -> NONE;
+            case RUNNING -> checkpointing ? CHECKPOINTING : degraded ? DEGRADED : RUNNING;
+            case FAILOVER -> FAILOVER;
+            case FAILOVER_FAILED -> FAILOVER_FAILED;
+            case DONE -> DONE;
+        };
+    }
+
     /** @return the lower-case name printed by the CLI, e.g. {@code "failover-failed"}. */
     public String label()
     {

@@ -11,9 +11,8 @@ import java.util.concurrent.TimeUnit;
  * busy disk or a reordering queue would, which widens the window between a reader's decision and its access.
  * Everything else goes straight through.
  */
-public final class DelayedReadDevice implements BlockDevice
+public final class DelayedReadDevice extends ForwardingBlockDevice
 {
-    private final BlockDevice device;
     private final int minDelayMicros;
     private final int maxDelayMicros;
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r ->
@@ -30,39 +29,9 @@ public final class DelayedReadDevice implements BlockDevice
 
     public DelayedReadDevice(final BlockDevice device, final int minDelayMicros, final int maxDelayMicros)
     {
-        this.device = device;
+        super(device);
         this.minDelayMicros = minDelayMicros;
         this.maxDelayMicros = maxDelayMicros;
-    }
-
-    @Override
-    public long size()
-    {
-        return device.size();
-    }
-
-    @Override
-    public int alignment()
-    {
-        return device.alignment();
-    }
-
-    @Override
-    public boolean isReadOnly()
-    {
-        return device.isReadOnly();
-    }
-
-    @Override
-    public boolean canDiscard()
-    {
-        return device.canDiscard();
-    }
-
-    @Override
-    public boolean canFastZero()
-    {
-        return device.canFastZero();
     }
 
     @Override
@@ -77,39 +46,6 @@ public final class DelayedReadDevice implements BlockDevice
             }
         }, ThreadLocalRandom.current().nextInt(minDelayMicros, maxDelayMicros + 1), TimeUnit.MICROSECONDS);
         return true;
-    }
-
-    @Override
-    public boolean write(
-        final long offset, final MemorySegment buffer, final int length, final int flags, final IoCompletion completion,
-        final long cookie)
-    {
-        return device.write(offset, buffer, length, flags, completion, cookie);
-    }
-
-    @Override
-    public boolean flush(final IoCompletion completion, final long cookie)
-    {
-        return device.flush(completion, cookie);
-    }
-
-    @Override
-    public boolean discard(final long offset, final long length, final IoCompletion completion, final long cookie)
-    {
-        return device.discard(offset, length, completion, cookie);
-    }
-
-    @Override
-    public boolean writeZeroes(
-        final long offset, final long length, final int flags, final IoCompletion completion, final long cookie)
-    {
-        return device.writeZeroes(offset, length, flags, completion, cookie);
-    }
-
-    @Override
-    public long blockStatus(final long offset, final long length, final ExtentSink sink)
-    {
-        return device.blockStatus(offset, length, sink);
     }
 
     /** Stops the timer (pending reads still run); does not close the device below. */

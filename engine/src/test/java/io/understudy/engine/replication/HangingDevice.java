@@ -2,7 +2,7 @@ package io.understudy.engine.replication;
 
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
-import io.understudy.engine.device.ExtentSink;
+import io.understudy.engine.device.ForwardingBlockDevice;
 import io.understudy.engine.device.IoCompletion;
 
 import java.lang.foreign.MemorySegment;
@@ -14,20 +14,19 @@ import java.util.List;
  * flush) are accepted and never reach the device nor complete, like a SIGSTOPped NBD server. {@link #release}
  * completes the held ones with ESHUTDOWN (a dropped connection). Reads always pass.
  */
-final class HangingDevice implements BlockDevice
+final class HangingDevice extends ForwardingBlockDevice
 {
     private record Held(IoCompletion completion, long cookie)
     {
     }
 
-    private final BlockDevice device;
     private final List<Held> held = new ArrayList<>();
     private volatile boolean hanging;
     private volatile boolean refusing;
 
     HangingDevice(final BlockDevice device)
     {
-        this.device = device;
+        super(device);
     }
 
     void hang(final boolean hang)
@@ -72,43 +71,6 @@ final class HangingDevice implements BlockDevice
     }
 
     @Override
-    public long size()
-    {
-        return device.size();
-    }
-
-    @Override
-    public int alignment()
-    {
-        return device.alignment();
-    }
-
-    @Override
-    public boolean isReadOnly()
-    {
-        return device.isReadOnly();
-    }
-
-    @Override
-    public boolean canDiscard()
-    {
-        return device.canDiscard();
-    }
-
-    @Override
-    public boolean canFastZero()
-    {
-        return device.canFastZero();
-    }
-
-    @Override
-    public boolean read(
-        final long offset, final MemorySegment buffer, final int length, final IoCompletion completion, final long cookie)
-    {
-        return device.read(offset, buffer, length, completion, cookie);
-    }
-
-    @Override
     public boolean write(
         final long offset, final MemorySegment buffer, final int length, final int flags, final IoCompletion completion,
         final long cookie)
@@ -144,15 +106,9 @@ final class HangingDevice implements BlockDevice
     }
 
     @Override
-    public long blockStatus(final long offset, final long length, final ExtentSink sink)
-    {
-        return device.blockStatus(offset, length, sink);
-    }
-
-    @Override
     public void close()
     {
         release();
-        device.close();
+        super.close();
     }
 }

@@ -294,7 +294,13 @@ public final class LibC
         return bind("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), -1);
     }
 
-    private static MethodHandle bind(final String name, final FunctionDescriptor descriptor, final int firstVariadicArg)
+    /**
+     * Binds a libc function with errno capture: its handle takes the errno segment
+     * ({@link Linker.Option#captureStateLayout()}) as first argument. Shared with the io_uring syscalls.
+     *
+     * @param firstVariadicArg index of the first variadic parameter, or -1 for a fixed-arity function.
+     */
+    public static MethodHandle bind(final String name, final FunctionDescriptor descriptor, final int firstVariadicArg)
     {
         final MemorySegment symbol = LINKER.defaultLookup().find(name)
             .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
@@ -304,7 +310,8 @@ public final class LibC
             LINKER.downcallHandle(symbol, descriptor, capture);
     }
 
-    static RuntimeException rethrow(final Throwable t)
+    /** @return {@code t} as an unchecked exception to throw from a downcall wrapper (errors are rethrown as-is). */
+    public static RuntimeException rethrow(final Throwable t)
     {
         if (t instanceof RuntimeException re)
         {

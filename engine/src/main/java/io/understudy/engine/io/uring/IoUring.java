@@ -256,6 +256,21 @@ final class IoUring implements AutoCloseable
         }
     }
 
+    /**
+     * Unmaps the rings without closing the fd, for a ring whose fd was closed behind our back (EBADF): that
+     * number may name another file by now.
+     */
+    void unmap()
+    {
+        if (closed)
+        {
+            return;
+        }
+        closed = true;
+        unmapAll(sqRing, cqRing, sqes);
+        arena.close();
+    }
+
     /** Unmaps the rings and closes the fd; the kernel cancels whatever is still in flight. */
     @Override
     public void close()

@@ -7,12 +7,15 @@ import io.understudy.engine.io.IndexStack;
 import io.understudy.engine.io.posix.LibC;
 import io.understudy.engine.io.posix.Op;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentTerminationException;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -57,12 +60,22 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * <b>Shutdown</b> ({@link #onClose()}): requests queued but never submitted complete with ESHUTDOWN, those
  * in the kernel complete with their real result; only when every slot is back does the ring get unmapped
  * and its fd closed, so no buffer is released while the kernel may still use it.
+ * <p>
+ * <b>A broken ring.</b> If {@code io_uring_enter} fails with anything but a transient error (EINTR, EAGAIN,
+ * EBUSY), the ring is unusable for good (EBADF: its fd was closed behind our back). The agent records the
+ * error ({@link #ringError()}), stops accepting, and terminates with one {@link AgentTerminationException},
+ * which the runner hands to the engine's error handler once and then stops the duty cycle. Its close then
+ * fails every request with EIO: queued ones and future ones at once, those the kernel holds after reaping
+ * whatever completes within {@link #BROKEN_REAP_NANOS} (no enter is possible any more). The ring's memory
+ * and the eventfd are freed by {@link #releaseBroken()} once the engine is closed.
  */
 final class RingAgent implements Agent, IoUring.CompletionHandler
 {
     static final long WAKE = -1L;
     static final int DRAIN_LIMIT = 256;
     static final int REAP_LIMIT = 1024;
+    /** How long a broken ring's close waits for requests the kernel holds to complete on their own. */
+    static final long BROKEN_REAP_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
     private static final int STAGE_IO = 0;
     private static final int STAGE_PUNCH = 1;
@@ -88,6 +101,8 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
     /** Submitters between their "accepting" check and their queue offer; see {@link #enterSubmit()}. */
     private final AtomicInteger activeSubmitters = new AtomicInteger();
     private volatile boolean accepting = true;
+    /** 0, or the negated errno of the enter that broke the ring; written once by the agent (volatile). */
+    private volatile int ringError;
     private final AtomicLong callbackErrors = new AtomicLong();
 
     private final Arena arena = Arena.ofShared();
@@ -130,6 +145,18 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
     long callbackErrors()
     {
         return callbackErrors.get();
+    }
+
+    /** @return 0, or the negated errno with which {@code io_uring_enter} failed for good. */
+    int ringError()
+    {
+        return ringError;
+    }
+
+    /** @return what a request refused by {@link #enterSubmit()} completes with: EIO if the ring broke. */
+    int refusal()
+    {
+        return ringError != 0 ? -Errno.EIO : -Errno.ESHUTDOWN;
     }
 
     // ---------------------------------------------------------------- submitter side (any thread)
@@ -207,6 +234,12 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
     @Override
     public void onClose()
     {
+        if (ringError != 0)
+        {
+            // The ring and the eventfd stay until releaseBroken(): the engine may still signal the eventfd.
+            failEverything();
+            return;
+        }
         // accepting is false: a submitter either saw that (and fails its own request) or is counted. A slot
         // is free, held by a counted submitter, queued, in the backlog or in the kernel: once none is in the
         // last four places, every request has completed.
@@ -247,15 +280,71 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
 
     private void failQueued()
     {
+        final int result = refusal();
         while (backlogSize > 0)
         {
-            complete(pollBacklog(), -Errno.ESHUTDOWN);
+            complete(pollBacklog(), result);
         }
         UringRequest request;
         while ((request = submissions.poll()) != null)
         {
-            complete(request, -Errno.ESHUTDOWN);
+            complete(request, result);
         }
+    }
+
+    /** A broken ring: every request fails with EIO except those the kernel completes within the grace time. */
+    private void failEverything()
+    {
+        // accepting is false: once no submitter is counted and the queues are empty, a slot still in use is
+        // one whose SQE was published (consumed by the kernel or not).
+        while (activeSubmitters.get() > 0 || !submissions.isEmpty() || backlogSize > 0)
+        {
+            failQueued();
+            Thread.onSpinWait();
+        }
+        final long deadline = System.nanoTime() + BROKEN_REAP_NANOS;
+        while (inKernel > 0 && System.nanoTime() - deadline < 0)
+        {
+            if (ring.reap(this, REAP_LIMIT) == 0)
+            {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+            }
+            failQueued(); // continuations of what was reaped cannot be issued any more
+        }
+        for (final UringRequest request : requests)
+        {
+            if (request.device != null)
+            {
+                complete(request, -Errno.EIO);
+            }
+        }
+        inKernel = 0;
+    }
+
+    /**
+     * Frees a broken ring's resources; the engine calls it after the agent thread has ended, when nobody
+     * signals the eventfd any more. Does nothing for a ring that did not break (its onClose freed them).
+     */
+    void releaseBroken()
+    {
+        if (ringError == 0)
+        {
+            return;
+        }
+        // After EBADF the ring fd number is no longer ours (it may name someone else's file by now): unmap only.
+        if (ringError == -Errno.EBADF)
+        {
+            ring.unmap();
+        }
+        else
+        {
+            ring.close();
+        }
+        try (Arena scratch = Arena.ofConfined())
+        {
+            UringSyscalls.close(scratch.allocate(UringSyscalls.ERRNO_LAYOUT), wakeFd);
+        }
+        arena.close();
     }
 
     private void armWake()
@@ -265,11 +354,15 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
         wakeArmed = true;
     }
 
-    private static void check(final int rc)
+    private void check(final int rc)
     {
         if (rc < 0 && rc != -UringSyscalls.EINTR && rc != -UringSyscalls.EAGAIN && rc != -UringSyscalls.EBUSY)
         {
-            throw new IllegalStateException("io_uring_enter failed: " + Errno.name(rc));
+            // Volatile writes: a submitter that sees accepting false fails its request with refusal() = EIO.
+            ringError = rc;
+            accepting = false;
+            throw new AgentTerminationException(
+                "io_uring_enter failed for good (" + Errno.name(rc) + "): the ring is stopped, requests fail with EIO");
         }
     }
 

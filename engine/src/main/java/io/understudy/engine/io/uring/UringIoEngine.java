@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The io_uring backend: one ring per engine, owned by one {@link RingAgent} thread that serves every
@@ -43,6 +44,7 @@ public final class UringIoEngine implements IoEngine
     private final long[] fixedStart;
     private final long[] fixedEnd;
     private final String fixedBufferStatus;
+    private final AtomicLong agentErrors = new AtomicLong();
     private boolean closed;
 
     public UringIoEngine() throws IOException
@@ -101,8 +103,11 @@ public final class UringIoEngine implements IoEngine
 
     private void onAgentError(final Throwable t)
     {
-        // Only a broken ring gets here (enter failing for good); completions report their own errors.
-        System.err.println("understudy-uring: " + t);
+        // Only a broken ring gets here, once: the agent terminates (completions report their own errors).
+        if (agentErrors.getAndIncrement() == 0)
+        {
+            System.err.println("understudy-uring: " + t.getMessage());
+        }
     }
 
     /**
@@ -150,6 +155,18 @@ public final class UringIoEngine implements IoEngine
     public int capacity()
     {
         return agent.capacity();
+    }
+
+    /** @return 0, or the negated errno with which the ring failed for good (every request then fails with EIO). */
+    public int ringError()
+    {
+        return agent.ringError();
+    }
+
+    /** @return errors that reached the agent runner: at most one, the ring failing for good. */
+    public long agentErrors()
+    {
+        return agentErrors.get();
     }
 
     /** @return completion callbacks that threw (each was counted and the ring went on). */
@@ -200,5 +217,6 @@ public final class UringIoEngine implements IoEngine
         closed = true;
         agent.shutdown();
         runner.close();
+        agent.releaseBroken();
     }
 }

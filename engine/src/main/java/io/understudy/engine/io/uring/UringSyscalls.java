@@ -8,6 +8,8 @@ import java.lang.foreign.StructLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
+import static io.understudy.engine.io.posix.LibC.bind;
+import static io.understudy.engine.io.posix.LibC.rethrow;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -193,28 +195,5 @@ final class UringSyscalls
         {
             throw rethrow(t);
         }
-    }
-
-    private static MethodHandle bind(final String name, final FunctionDescriptor descriptor, final int firstVariadicArg)
-    {
-        final MemorySegment symbol = LINKER.defaultLookup().find(name)
-            .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
-        final Linker.Option capture = Linker.Option.captureCallState("errno");
-        return firstVariadicArg >= 0 ?
-            LINKER.downcallHandle(symbol, descriptor, capture, Linker.Option.firstVariadicArg(firstVariadicArg)) :
-            LINKER.downcallHandle(symbol, descriptor, capture);
-    }
-
-    private static RuntimeException rethrow(final Throwable t)
-    {
-        if (t instanceof RuntimeException re)
-        {
-            return re;
-        }
-        if (t instanceof Error e)
-        {
-            throw e;
-        }
-        return new IllegalStateException(t);
     }
 }

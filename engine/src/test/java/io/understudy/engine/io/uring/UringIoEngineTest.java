@@ -1,6 +1,7 @@
 package io.understudy.engine.io.uring;
 
 import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.BufferPool;
 import io.understudy.engine.io.FileOptions;
@@ -9,18 +10,23 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -163,6 +169,92 @@ class UringIoEngineTest
             assertEquals(4096, result.get());
             assertEquals(1, engine.callbackErrors());
         }
+    }
+
+    /**
+     * The ring's fd is closed behind the agent's back (found in /proc/self/fd, as an operator's or a bug's
+     * stray close would hit it): the next io_uring_enter fails with EBADF for good. The request that provoked
+     * it and every later one complete with EIO, the error reaches the engine's handler exactly once, and
+     * closing the device and the engine still returns.
+     */
+    @Test
+    void aRingThatFailsForGoodFailsEveryRequestWithEioAndReportsOnce() throws Exception
+    {
+        final Path path = file("broken.img");
+        try (UringIoEngine engine = new UringIoEngine(); BufferPool pool = new BufferPool(4096, 1);
+            BlockDevice device = engine.open(path, FileOptions.readWrite()))
+        {
+            final MemorySegment buffer = pool.buffer(pool.acquire());
+            buffer.fill((byte)0x5A);
+            assertEquals(4096, run(device, buffer, true));
+            buffer.fill((byte)0);
+            assertEquals(4096, run(device, buffer, false));
+            assertEquals(0x5A5A5A5A5A5A5A5AL, buffer.get(JAVA_LONG, 4088));
+
+            final int ringFd = newestRingFd();
+            try (Arena scratch = Arena.ofConfined())
+            {
+                assertEquals(0, UringSyscalls.close(scratch.allocate(UringSyscalls.ERRNO_LAYOUT), ringFd));
+            }
+            assertEquals(0, engine.ringError());
+
+            assertEquals(-Errno.EIO, run(device, buffer, false), "the request in the ring when it broke");
+            assertEquals(-Errno.EBADF, engine.ringError());
+            buffer.fill((byte)0x77);
+            for (int i = 0; i < 3; i++)
+            {
+                assertEquals(-Errno.EIO, run(device, buffer, i % 2 == 0), "a request after the break");
+            }
+            assertEquals(1, engine.agentErrors());
+        }
+        final byte[] expected = new byte[4096];
+        Arrays.fill(expected, (byte)0x5A);
+        assertArrayEquals(expected, Arrays.copyOf(Files.readAllBytes(path), 4096), "no failed write was applied");
+    }
+
+    /** Submits one read or write of the whole buffer at offset 0 and waits for its result. */
+    private static int run(final BlockDevice device, final MemorySegment buffer, final boolean write)
+    {
+        final Thread self = Thread.currentThread();
+        final AtomicInteger result = new AtomicInteger(Integer.MIN_VALUE);
+        final IoCompletion completion = (cookie, res) ->
+        {
+            result.set(res);
+            LockSupport.unpark(self);
+        };
+        assertTrue(write ?
+            device.write(0, buffer, (int)buffer.byteSize(), 0, completion, 0) :
+            device.read(0, buffer, (int)buffer.byteSize(), completion, 0));
+        while (result.get() == Integer.MIN_VALUE)
+        {
+            LockSupport.parkNanos(100_000);
+        }
+        return result.get();
+    }
+
+    /** @return the highest-numbered io_uring fd of this process: the ring of the engine opened last. */
+    private static int newestRingFd() throws Exception
+    {
+        int newest = -1;
+        try (DirectoryStream<Path> fds = Files.newDirectoryStream(Path.of("/proc/self/fd")))
+        {
+            for (final Path fd : fds)
+            {
+                try
+                {
+                    if (Files.readSymbolicLink(fd).toString().equals("anon_inode:[io_uring]"))
+                    {
+                        newest = Math.max(newest, Integer.parseInt(fd.getFileName().toString()));
+                    }
+                }
+                catch (final IOException ignored)
+                {
+                    // the directory stream's own fd is gone by the time it is read
+                }
+            }
+        }
+        assertTrue(newest >= 0, "no io_uring fd in /proc/self/fd");
+        return newest;
     }
 
     @Test
