@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ReplicationFailureTest
 {
-    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(500);
+    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(1000);
     private static final long C4 = 4L * CLUSTER;
 
     @TempDir

@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ReplicationPrimaryTest
 {
     private static final long M32 = 32 * MIB;
-    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(200);
+    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(1000);
 
     @TempDir
     Path dir;

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ReplicationSharedDiskTest
 {
-    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(200);
+    private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(1000);
     private static final long C10 = 10L * CLUSTER;
 
     @TempDir
