@@ -31,7 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The acceptance scenarios at process level: a secondary and a primary daemon started through
  * {@code bin/understudy}, qemu-io writing into the PVM's and the SVM's exports, the thin clients for
  * checkpoint, failover, stop and status, kill -9 for crashes, and exact byte comparisons of the files.
- * Disks are 16 MiB with halves L = [0, 8M) and R = [8M, 16M); heartbeats every 200 ms, peer lost after 1.5 s (slack for JIT and GC pauses on a loaded 2-core CI machine).
+ * Disks are 16 MiB with halves L = [0, 8M) and R = [8M, 16M); heartbeats every 200 ms, peer lost after 1.5 s
+ * (slack for JIT and GC pauses on a loaded 2-core CI machine).
  */
 class ReplicationIT
 {
