@@ -57,6 +57,8 @@ public final class NbdServer implements AutoCloseable
     private final List<Listener> listeners = new ArrayList<>();
     private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicLong connectionIds = new AtomicLong();
+    /** The final flush waits at least this long, even when the drain timeout is set to 0. */
+    private static final long MIN_FLUSH_WAIT_NANOS = TimeUnit.SECONDS.toNanos(10);
     /** Fires handshake deadlines; one daemon thread, idle unless a client dawdles. */
     private final ScheduledThreadPoolExecutor handshakeTimer = newHandshakeTimer();
     private volatile boolean closing;
@@ -309,14 +311,27 @@ public final class NbdServer implements AutoCloseable
         }
         try
         {
-            done.await();
+            // Bounded like the drain: a device stuck below (a hung remote peer) must not hold shutdown for ever.
+            if (!done.await(Math.max(context.drainTimeoutNanos, MIN_FLUSH_WAIT_NANOS), TimeUnit.NANOSECONDS))
+            {
+                LOG.log(System.Logger.Level.ERROR, "final flush of export ''{0}'' did not complete in time; "
+                    + "acknowledged writes may not be on stable storage", context.exportName);
+                return;
+            }
         }
         catch (final InterruptedException ex)
         {
             Thread.currentThread().interrupt();
             return;
         }
-        if (result.get() < 0)
+        if (result.get() == -Errno.ESHUTDOWN)
+        {
+            // The device was stopped before the export (a replication stop or failover): whoever stopped it
+            // flushed what lies below; there is nothing left to flush through this export.
+            LOG.log(System.Logger.Level.INFO, "export ''{0}'': device already stopped, no final flush through it",
+                context.exportName);
+        }
+        else if (result.get() < 0)
         {
             LOG.log(System.Logger.Level.ERROR, "final flush of export ''{0}'' failed: {1}; acknowledged writes "
                 + "may not be on stable storage", context.exportName, Errno.name(result.get()));
