@@ -12,8 +12,10 @@ import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 
 /**
- * A whole-file open-file-description (OFD) lock held for as long as a daemon uses a file (AX-22): exclusive for
- * read-write use, shared for read-only use. OFD locks belong to the descriptor this class opens, so the daemon's
+ * An open-file-description (OFD) lock held for as long as a daemon uses a file (AX-22): for read-write use an
+ * exclusive lock on the whole file; for read-only use shared locks on the bytes of QEMU's locking scheme that say
+ * "holds consistent read" (byte 100) and "does not share write / resize" (bytes 201 and 203), so QEMU may open the
+ * file read-only alongside, nobody may write it, and a read-write Understudy (whole file) is refused. OFD locks belong to the descriptor this class opens, so the daemon's
  * other descriptors of the same file (its I/O engine's, an overlay's truncation) can be closed without dropping
  * the lock, which would happen with the POSIX locks of {@code FileChannel.tryLock}. QEMU's raw driver takes OFD
  * locks on single bytes of its images and tests them before opening, so while this lock is held {@code qemu-io}
@@ -26,9 +28,9 @@ import java.nio.file.Path;
  *   +---------------+---------------+---------------+
  *   | l_type  (s16) | l_whence (s16)|  padding      |
  *   +---------------+---------------+---------------+
- *   | l_start (s64): 0                              |  8
+ *   | l_start (s64): 0, or the QEMU byte            |  8
  *   +-----------------------------------------------+
- *   | l_len   (s64): 0 = to the end of the file     | 16
+ *   | l_len   (s64): 0 = to the end of the file, 1  | 16
  *   +-----------------------+-----------------------+
  *   | l_pid   (s32): 0 (OFD)|  padding              | 24
  *   +-----------------------+-----------------------+
@@ -44,6 +46,8 @@ final class DiskLock implements AutoCloseable
     private static final short F_WRLCK = 1;
     private static final int EAGAIN = 11;
     private static final int EACCES = 13;
+    /** QEMU raw driver: byte 100 + n held = permission n in use, 200 + n = permission n not shared. */
+    private static final long[] READ_ONLY_BYTES = {100, 201, 203};
 
     private static final StructLayout FLOCK = MemoryLayout.structLayout(
         ValueLayout.JAVA_SHORT.withName("l_type"),
@@ -54,6 +58,8 @@ final class DiskLock implements AutoCloseable
         ValueLayout.JAVA_INT.withName("l_pid"),
         MemoryLayout.paddingLayout(4));
     private static final VarHandle L_TYPE = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("l_type"));
+    private static final VarHandle L_START = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("l_start"));
+    private static final VarHandle L_LEN = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("l_len"));
 
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
@@ -103,7 +109,17 @@ final class DiskLock implements AutoCloseable
             }
             final MemorySegment flock = arena.allocate(FLOCK);
             L_TYPE.set(flock, 0L, exclusive ? F_WRLCK : F_RDLCK);
-            final int result = (int)FCNTL.invokeExact(state, fd, F_OFD_SETLK, flock);
+            int result = 0;
+            if (exclusive)
+            {
+                result = (int)FCNTL.invokeExact(state, fd, F_OFD_SETLK, flock);
+            }
+            for (int i = 0; !exclusive && i < READ_ONLY_BYTES.length && result == 0; i++)
+            {
+                L_START.set(flock, 0L, READ_ONLY_BYTES[i]);
+                L_LEN.set(flock, 0L, 1L);
+                result = (int)FCNTL.invokeExact(state, fd, F_OFD_SETLK, flock);
+            }
             if (result < 0)
             {
                 final int errno = (int)ERRNO.get(state, 0L);
