@@ -161,7 +161,7 @@ final class ReplicaStateFile implements AutoCloseable
      *
      * @throws UserException naming the file if the write or the sync fails (the state would be unknown).
      */
-    void write(final Phase phase, final long epoch, final int flags)
+    synchronized void write(final Phase phase, final long epoch, final int flags)
     {
         block.clear();
         block.putLong(0, MAGIC).putInt(VERSION_OFFSET, VERSION).putInt(PHASE_OFFSET, phase.ordinal())

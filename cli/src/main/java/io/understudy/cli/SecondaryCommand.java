@@ -88,6 +88,8 @@ final class SecondaryCommand implements Callable<Integer>
     private final PeerStatus peer = new PeerStatus();
     private ReplicationSecondary secondary;
     private ReplicaStateFile state;
+    /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
+    private volatile int cleanFlags;
     private PrintWriter out;
 
     @Override
@@ -253,11 +255,15 @@ final class SecondaryCommand implements Callable<Integer>
     private ObjectNode failover(final long timeoutNanos) throws ControlException
     {
         final long start = System.nanoTime();
-        if (secondary.stage() == ReplicationStage.RUNNING)
+        final ControlResult result;
+        synchronized (state)
         {
-            state.write(ReplicaStateFile.Phase.FAILOVER, secondary.epoch(), 0);
+            if (secondary.stage() == ReplicationStage.RUNNING)
+            {
+                state.write(ReplicaStateFile.Phase.FAILOVER, secondary.epoch(), 0);
+            }
+            result = secondary.failover(timeoutNanos);
         }
-        final ControlResult result = secondary.failover(timeoutNanos);
         peer.goodbye(true, "the secondary took over");
         final ObjectNode reply = StatusJson.control("failover", result);
         if (result != ControlResult.IGNORED || secondary.stage() == ReplicationStage.FAILOVER)
@@ -269,7 +275,8 @@ final class SecondaryCommand implements Callable<Integer>
                     -Errno.ETIMEDOUT ? "still running at the deadline (see status)" : "failed: " +
                     Errno.name(committed)) + "; state " + secondary.state().label());
             }
-            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), ReplicaStateFile.FLAG_FAILED_OVER);
+            cleanFlags = ReplicaStateFile.FLAG_FAILED_OVER;
+            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
         }
         return reply.put("committed-bytes", secondary.committedBytes())
             .put("commit-ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
@@ -281,10 +288,18 @@ final class SecondaryCommand implements Callable<Integer>
      */
     private CheckpointReport checkpoint(final long timeoutNanos)
     {
-        state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
-        final CheckpointReport report = secondary.checkpoint(timeoutNanos);
-        state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
-        return report;
+        // Serialised with the failover's record: a checkpoint refused because a failover began must not write
+        // RUNNING over FAILOVER.
+        synchronized (state)
+        {
+            state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
+            final CheckpointReport report = secondary.checkpoint(timeoutNanos);
+            if (secondary.stage() == ReplicationStage.RUNNING)
+            {
+                state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
+            }
+            return report;
+        }
     }
 
     /**
@@ -296,7 +311,7 @@ final class SecondaryCommand implements Callable<Integer>
         final ReplicationStage stage = secondary.stage();
         if (stage != ReplicationStage.FAILOVER && stage != ReplicationStage.FAILOVER_FAILED)
         {
-            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), 0);
+            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
         }
     }
 

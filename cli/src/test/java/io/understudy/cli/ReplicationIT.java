@@ -143,6 +143,10 @@ class ReplicationIT
         assertRange(secondaryDisk, 0, 8 * MIB, 0x33);
         assertRange(secondaryDisk, 8 * MIB, 7 * MIB, 0x11);
         assertRange(secondaryDisk, 15 * MIB, MIB, 0x55);
+        final ReplicaStateFile.State state = ReplicaStateFile.read(dir.resolve("hidden.img.state"));
+        assertEquals(ReplicaStateFile.Phase.CLEAN, state.phase(), state.toString());
+        assertEquals(ReplicaStateFile.FLAG_FAILED_OVER, state.flags(), state.toString());
+        assertEquals(1, state.epoch(), state.toString());
     }
 
     /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
@@ -418,6 +422,16 @@ class ReplicationIT
         assertEquals(0, secondary.terminate(STOP), secondary.output());
         qemuIo(secondaryDisk.toString(), "write -P 0x44 0 4k");
         assertRange(secondaryDisk, 0, 4096, 0x44);
+
+        // AX-13: a crash inside a checkpoint leaves CHECKPOINTING (A emptied, H maybe not): refused the same way.
+        try (ReplicaStateFile record = ReplicaStateFile.open(state, 1))
+        {
+            record.write(ReplicaStateFile.Phase.CHECKPOINTING, 5, 0);
+        }
+        secondary = start(secondaryArgs(false));
+        assertEquals(1, secondary.waitFor(STARTUP), secondary.output());
+        assertTrue(secondary.output().contains("the previous run stopped while CHECKPOINTING (epoch 5)"),
+            secondary.output());
     }
 
     private void startPair(final boolean shared) throws Exception
