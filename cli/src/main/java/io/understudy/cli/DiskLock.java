@@ -124,9 +124,9 @@ final class DiskLock implements AutoCloseable
             {
                 final int errno = (int)ERRNO.get(state, 0L);
                 final int _ = (int)CLOSE.invokeExact(fd);
-                throw new UserException(path + (errno == EAGAIN || errno == EACCES ?
-                    ": in use by another process (locked" + (exclusive ? "" : " for writing") + "); " +
-                    "stop it first, two writers would corrupt the disk" : ": cannot lock (errno " + errno + ")"));
+                throw new UserException(path + (errno == EAGAIN || errno == EACCES ? ": in use by another process " +
+                    "(locked); stop it first, " + (exclusive ? "two writers would corrupt the disk" :
+                    "a reader would see the disk change under it") : ": cannot lock (errno " + errno + ")"));
             }
             return new DiskLock(fd);
         }
