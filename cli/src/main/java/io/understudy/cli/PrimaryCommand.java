@@ -77,7 +77,8 @@ final class PrimaryCommand implements Callable<Integer>
         out = spec.commandLine().getOut();
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
-        try (IoEngine engine = IoEngines.create(replica.ioMode);
+        try (DiskLock _ = DiskLock.acquire(replica.disk, true);
+            IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine);
             NbdClientDevice sink = connectSink())
         {

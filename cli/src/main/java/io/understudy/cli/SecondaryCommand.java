@@ -24,8 +24,11 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -41,7 +44,9 @@ import java.util.concurrent.TimeUnit;
         "--socket, the primary's control link is accepted on --control-listen (default: the --listen host and",
         "port + 1; port 0 picks free ports for both), operator commands arrive on --control.",
         "Replication starts at once (epoch 0, empty overlays). Runs until SIGINT or SIGTERM, then drains,",
-        "flushes and exits 0."})
+        "flushes and exits 0. The disk, H and A are locked against other writers while the daemon runs.",
+        "A run that did not end cleanly (see --state) leaves S unusable until resynchronised: the next start is",
+        "refused unless --resynced is given."})
 final class SecondaryCommand implements Callable<Integer>
 {
     static final String VIEW_EXPORT = "svm";
@@ -68,11 +73,23 @@ final class SecondaryCommand implements Callable<Integer>
         description = "Where the primary's control link is accepted (default: --listen's host, port + 1).")
     ListenAddress controlListen;
 
+    @Option(names = "--state", paramLabel = "FILE",
+        description = "Replication state record (phase, epoch), synced at every phase change (default: the " +
+            "--hidden file's name + .state).")
+    Path statePath;
+
+    @Option(names = "--resynced", description = "S was resynchronised from the primary after an unclean stop: " +
+        "start although the state file says the previous run crashed.")
+    boolean resynced;
+
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
     private ReplicationSecondary secondary;
+    private ReplicaStateFile state;
+    /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
+    private volatile int cleanFlags;
     private PrintWriter out;
 
     @Override
@@ -82,7 +99,12 @@ final class SecondaryCommand implements Callable<Integer>
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = FileOptions.readWrite();
-        try (IoEngine engine = IoEngines.create(replica.ioMode);
+        // In shared mode the primary owns the disk (and locks it); this side only reads S until a failover.
+        try (DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
+            DiskLock _ = DiskLock.acquire(touch(hidden), true);
+            DiskLock _ = DiskLock.acquire(touch(active), true);
+            ReplicaStateFile _ = state = openState();
+            IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine, options))
         {
             final FileOverlayStorage hiddenStorage = overlay(engine, hidden, disk.size(), options);
@@ -106,9 +128,11 @@ final class SecondaryCommand implements Callable<Integer>
                 {
                     throw new UserException("start failed: " + started.reason());
                 }
+                state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
                 serve(shutdown);
             }
             Flush.finalFlush(disk, replica.disk.toString(), replica.ioTimeoutMillis);
+            markClean();
         }
         out.println("understudy: stopped cleanly");
         return 0;
@@ -120,6 +144,14 @@ final class SecondaryCommand implements Callable<Integer>
         if (hidden.equals(active) || hidden.equals(replica.disk) || active.equals(replica.disk))
         {
             throw new UserException("--disk, --hidden and --active must be three different files");
+        }
+        if (statePath == null)
+        {
+            statePath = hidden.resolveSibling(hidden.getFileName() + ".state");
+        }
+        if (statePath.equals(hidden) || statePath.equals(active) || statePath.equals(replica.disk))
+        {
+            throw new UserException("--state must differ from --disk, --hidden and --active");
         }
         if (controlListen == null)
         {
@@ -191,7 +223,7 @@ final class SecondaryCommand implements Callable<Integer>
                     throw new ControlException(ControlException.COORDINATED_BY_PRIMARY, "an Understudy primary is " +
                         "linked (" + peer.link().peerName() + "): run checkpoint on the primary");
                 }
-                yield StatusJson.checkpoint(secondary.checkpoint(timeoutNanos));
+                yield StatusJson.checkpoint(checkpoint(timeoutNanos));
             }
             case "failover" -> failover(timeoutNanos);
             case "stop" ->
@@ -223,7 +255,15 @@ final class SecondaryCommand implements Callable<Integer>
     private ObjectNode failover(final long timeoutNanos) throws ControlException
     {
         final long start = System.nanoTime();
-        final ControlResult result = secondary.failover(timeoutNanos);
+        final ControlResult result;
+        synchronized (state)
+        {
+            if (secondary.stage() == ReplicationStage.RUNNING)
+            {
+                state.write(ReplicaStateFile.Phase.FAILOVER, secondary.epoch(), 0);
+            }
+            result = secondary.failover(timeoutNanos);
+        }
         peer.goodbye(true, "the secondary took over");
         final ObjectNode reply = StatusJson.control("failover", result);
         if (result != ControlResult.IGNORED || secondary.stage() == ReplicationStage.FAILOVER)
@@ -235,9 +275,76 @@ final class SecondaryCommand implements Callable<Integer>
                     -Errno.ETIMEDOUT ? "still running at the deadline (see status)" : "failed: " +
                     Errno.name(committed)) + "; state " + secondary.state().label());
             }
+            cleanFlags = ReplicaStateFile.FLAG_FAILED_OVER;
+            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
         }
         return reply.put("committed-bytes", secondary.committedBytes())
             .put("commit-ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+    }
+
+    /**
+     * Synced before and after the engine's checkpoint: a crash in between leaves CHECKPOINTING (AX-13), whose S
+     * nobody may take for either epoch's disk.
+     */
+    private CheckpointReport checkpoint(final long timeoutNanos)
+    {
+        // Serialised with the failover's record: a checkpoint refused because a failover began must not write
+        // RUNNING over FAILOVER.
+        synchronized (state)
+        {
+            state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
+            final CheckpointReport report = secondary.checkpoint(timeoutNanos);
+            if (secondary.stage() == ReplicationStage.RUNNING)
+            {
+                state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
+            }
+            return report;
+        }
+    }
+
+    /**
+     * After the final flush S holds every acknowledged write; a failover that failed or never finished left S
+     * half-committed, and the record keeps saying FAILOVER.
+     */
+    private void markClean()
+    {
+        final ReplicationStage stage = secondary.stage();
+        if (stage != ReplicationStage.FAILOVER && stage != ReplicationStage.FAILOVER_FAILED)
+        {
+            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
+        }
+    }
+
+    /** Refuses to start over a crashed run's S unless the operator says it was resynchronised. */
+    private ReplicaStateFile openState()
+    {
+        final ReplicaStateFile.State previous = ReplicaStateFile.read(statePath);
+        if (previous != null && previous.phase() != ReplicaStateFile.Phase.CLEAN && !resynced)
+        {
+            throw new UserException(statePath + ": the previous run stopped while " + previous.phase() +
+                " (epoch " + previous.epoch() + "): S may hold primary writes of an unfinished epoch; resynchronise " +
+                "S from the primary, then start with --resynced");
+        }
+        if (previous != null && (previous.flags() & ReplicaStateFile.FLAG_FAILED_OVER) != 0)
+        {
+            out.printf("understudy: note: %s is the survivor's disk of a failover at epoch %d%n", replica.disk,
+                previous.epoch());
+        }
+        return ReplicaStateFile.open(statePath, ThreadLocalRandom.current().nextLong());
+    }
+
+    /** The lock needs the file; the overlay's storage truncates it after the lock is held. */
+    private static Path touch(final Path path)
+    {
+        try
+        {
+            Files.newByteChannel(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE).close();
+            return path;
+        }
+        catch (final IOException e)
+        {
+            throw new UserException(path + ": cannot create (" + e.getMessage() + ")", e);
+        }
     }
 
     private BlockDevice open(final IoEngine engine, final FileOptions options)
@@ -329,8 +436,7 @@ final class SecondaryCommand implements Callable<Integer>
                         return new ControlLink.CheckpointAnswer(-Errno.EINVAL, secondary.epoch(), "epoch mismatch: " +
                             "the primary is at " + primaryEpoch + ", the secondary at " + secondary.epoch());
                     }
-                    final CheckpointReport report =
-                        secondary.checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
+                    final CheckpointReport report = checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
                     return new ControlLink.CheckpointAnswer(report.result(), report.epoch(), report.reason());
                 }
 

@@ -79,7 +79,8 @@ final class ServeCommand implements Callable<Integer>
         createIfAsked(out);
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = new FileOptions(readOnly, direct, FileOptions.DEFAULT_QUEUE_DEPTH);
-        try (IoEngine engine = IoEngines.create(ioMode, ioWorkers);
+        try (DiskLock _ = DiskLock.acquire(disk, !readOnly);
+            IoEngine engine = IoEngines.create(ioMode, ioWorkers);
             BlockDevice device = openDevice(engine, options);
             NbdServer server = startServer(device, out))
         {

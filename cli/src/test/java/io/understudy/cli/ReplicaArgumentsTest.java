@@ -140,6 +140,17 @@ class ReplicaArgumentsTest
     }
 
     @Test
+    void stateFileMustNotBeAnOverlay() throws IOException
+    {
+        final Path disk = disk();
+        assertEquals(1, run("secondary", "--disk", disk.toString(), "--hidden", dir.resolve("h.img").toString(),
+            "--active", dir.resolve("a.img").toString(), "--state", dir.resolve("a.img").toString(), "--socket",
+            dir.resolve("s").toString(), "--control", dir.resolve("c").toString(), "--listen", "nbd://127.0.0.1:0/x"));
+        assertTrue(err.toString().contains("--state must differ from --disk, --hidden and --active"), err.toString());
+        assertFalse(Files.exists(dir.resolve("a.img")));
+    }
+
+    @Test
     void missingDiskFailsWithAReason()
     {
         assertEquals(1, run("primary", "--disk", dir.resolve("nope.img").toString(), "--socket",

@@ -144,6 +144,10 @@ class ReplicationIT
         assertRange(secondaryDisk, 0, 8 * MIB, 0x33);
         assertRange(secondaryDisk, 8 * MIB, 7 * MIB, 0x11);
         assertRange(secondaryDisk, 15 * MIB, MIB, 0x55);
+        final ReplicaStateFile.State state = ReplicaStateFile.read(dir.resolve("hidden.img.state"));
+        assertEquals(ReplicaStateFile.Phase.CLEAN, state.phase(), state.toString());
+        assertEquals(ReplicaStateFile.FLAG_FAILED_OVER, state.flags(), state.toString());
+        assertEquals(1, state.epoch(), state.toString());
     }
 
     /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
@@ -381,6 +385,56 @@ class ReplicationIT
         assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
     }
 
+    /**
+     * AX-13/AX-14 with volatile overlays, and AX-22: a crashed secondary's S is never offered again without a
+     * resync; while it runs, S, H and A are locked against a second daemon and against qemu-io.
+     */
+    @Test
+    void killedSecondaryRefusesToRestartUntilResyncedAndLocksItsFiles() throws Exception
+    {
+        startSecondary(false);
+        final Commands.Result second = understudy("secondary", "--disk", secondaryDisk.toString(), "--hidden",
+            dir.resolve("h2").toString(), "--active", dir.resolve("a2").toString(), "--socket",
+            dir.resolve("svm2.sock").toString(), "--control", dir.resolve("c2.ctl").toString(), "--listen",
+            "nbd://127.0.0.1:0/colo");
+        assertEquals(1, second.exitCode(), second.output());
+        assertEquals("understudy: " + secondaryDisk + ": in use by another process (locked); stop it first, two " +
+            "writers would corrupt the disk", second.output().strip());
+        for (final Path file : List.of(secondaryDisk, hidden, active))
+        {
+            final Commands.Result write = Commands.exec("qemu-io", "-f", "raw", "-c", "write 0 4k", file.toString());
+            assertEquals(1, write.exitCode(), write.output());
+            assertTrue(write.output().contains("Failed to lock byte"), write.output());
+        }
+        final Path state = dir.resolve("hidden.img.state");
+        assertEquals(ReplicaStateFile.Phase.RUNNING, ReplicaStateFile.read(state).phase());
+
+        secondary.kill();
+        secondary = start(secondaryArgs(false));
+        assertEquals(1, secondary.waitFor(STARTUP), secondary.output());
+        assertTrue(secondary.output().contains("understudy: " + state + ": the previous run stopped while RUNNING " +
+            "(epoch 0): S may hold primary writes of an unfinished epoch; resynchronise S from the primary, then " +
+            "start with --resynced"), secondary.output());
+
+        startSecondary(false, "--resynced");
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertEquals(ReplicaStateFile.Phase.CLEAN, ReplicaStateFile.read(state).phase());
+        startSecondary(false);
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        qemuIo(secondaryDisk.toString(), "write -P 0x44 0 4k");
+        assertRange(secondaryDisk, 0, 4096, 0x44);
+
+        // AX-13: a crash inside a checkpoint leaves CHECKPOINTING (A emptied, H maybe not): refused the same way.
+        try (ReplicaStateFile record = ReplicaStateFile.open(state, 1))
+        {
+            record.write(ReplicaStateFile.Phase.CHECKPOINTING, 5, 0);
+        }
+        secondary = start(secondaryArgs(false));
+        assertEquals(1, secondary.waitFor(STARTUP), secondary.output());
+        assertTrue(secondary.output().contains("the previous run stopped while CHECKPOINTING (epoch 5)"),
+            secondary.output());
+    }
+
     private void startPair(final boolean shared) throws Exception
     {
         startPair(shared, HEARTBEAT_TIMEOUT_MS, 3000);
@@ -415,7 +469,15 @@ class ReplicationIT
     }
 
     /** Starts the secondary on free ports; the match's groups are the sink's and the control link's port. */
-    private Matcher startSecondary(final boolean shared) throws Exception
+    private Matcher startSecondary(final boolean shared, final String... extraArgs) throws Exception
+    {
+        secondary = start(secondaryArgs(shared, extraArgs));
+        return secondary.awaitLine(
+            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
+            STARTUP);
+    }
+
+    private List<String> secondaryArgs(final boolean shared, final String... extraArgs) throws IOException
     {
         secondaryDisk = dir.resolve("s.img");
         hidden = dir.resolve("hidden.img");
@@ -430,10 +492,8 @@ class ReplicationIT
         {
             args.add("--shared");
         }
-        secondary = start(args);
-        return secondary.awaitLine(
-            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
-            STARTUP);
+        args.addAll(List.of(extraArgs));
+        return args;
     }
 
     private DaemonProcess start(final List<String> args) throws IOException

@@ -103,6 +103,31 @@ class ServeIT
         assertArrayEquals(original, Files.readAllBytes(image));
     }
 
+    /** AX-22: while a disk is served read-write nobody else may open it; the lock goes with the daemon. */
+    @Test
+    void servedDiskIsLockedAgainstOtherWritersUntilTheDaemonStops() throws Exception
+    {
+        final Path image = dir.resolve("disk.img");
+        try (DaemonProcess daemon = new DaemonProcess(
+            "serve", "--disk", image.toString(), "--create", "1M", "--socket", dir.resolve("a.sock").toString()))
+        {
+            daemon.awaitLine("NBD URI", STARTUP);
+            try (DaemonProcess second = new DaemonProcess(
+                "serve", "--disk", image.toString(), "--socket", dir.resolve("b.sock").toString()))
+            {
+                assertEquals(1, second.waitFor(STARTUP), second.output());
+                assertTrue(second.output().contains("understudy: " + image + ": in use by another process"),
+                    second.output());
+            }
+            final ProcessResult write = exec("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 4k", image.toString());
+            assertEquals(1, write.exitCode, write.output);
+            assertTrue(write.output.contains("Failed to lock byte"), write.output);
+            assertEquals(0, daemon.terminate(STOP), daemon.output());
+        }
+        run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 4k", image.toString());
+        assertEquals((byte)0x5a, Files.readAllBytes(image)[4095]);
+    }
+
     @Test
     void missingImageFailsFastWithAReason() throws Exception
     {
