@@ -597,8 +597,8 @@ final class RingAgent implements Agent, IoUring.CompletionHandler
             // A broken callback must not stop the ring that serves every other device: count and report it.
             if (callbackErrors.getAndIncrement() == 0)
             {
-                System.err.println("understudy-uring: completion callback failed (further failures only counted)");
-                e.printStackTrace();
+                UringIoEngine.LOG.log(System.Logger.Level.ERROR,
+                    "io_uring completion callback failed (further failures only counted)", e);
             }
         }
         finally

@@ -35,6 +35,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class UringIoEngine implements IoEngine
 {
+    static final System.Logger LOG = System.getLogger("io.understudy.engine.io.uring");
+
     /** SQ entries; the CQ gets twice as many, and the engine that many request slots minus one. */
     public static final int DEFAULT_RING_ENTRIES = 256;
 
@@ -106,7 +108,8 @@ public final class UringIoEngine implements IoEngine
         // Only a broken ring gets here, once: the agent terminates (completions report their own errors).
         if (agentErrors.getAndIncrement() == 0)
         {
-            System.err.println("understudy-uring: " + t.getMessage());
+            LOG.log(System.Logger.Level.ERROR, "io_uring ring failed; its requests now fail with EIO: {0}",
+                t.getMessage());
         }
     }
 
