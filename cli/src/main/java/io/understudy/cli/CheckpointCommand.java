@@ -1,11 +1,7 @@
 package io.understudy.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-
-import java.util.concurrent.Callable;
 
 /** {@code understudy checkpoint}: asks a daemon for a checkpoint and prints how long each step took. */
 @Command(
@@ -16,28 +12,21 @@ import java.util.concurrent.Callable;
         "writes, have the secondary empty its overlays, advance the epoch. On a primary whose peer is a plain",
         "NBD server: drain and flush only. On a secondary fed by a foreign (QEMU) primary: the secondary's",
         "checkpoint alone. Exits 0 on success, 1 with the reason otherwise."})
-final class CheckpointCommand implements Callable<Integer>
+final class CheckpointCommand extends ControlCommand
 {
-    @Mixin
-    ControlSocketOption socket;
-
     @Option(names = "--timeout-ms", paramLabel = "MS", defaultValue = "10000",
         description = "Deadline of the whole checkpoint (default: ${DEFAULT-VALUE}).")
     long timeoutMillis;
 
-    @picocli.CommandLine.Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+    @Override
+    String command()
+    {
+        return "checkpoint";
+    }
 
     @Override
-    public Integer call()
+    long timeoutMillis()
     {
-        if (timeoutMillis <= 0)
-        {
-            throw new UserException("--timeout-ms must be positive");
-        }
-        final JsonNode result = ControlClient.execute(socket.control, "checkpoint",
-            ControlServer.JSON.createObjectNode().put("timeout-ms", timeoutMillis));
-        spec.commandLine().getOut().println(result.toString());
-        return 0;
+        return timeoutMillis;
     }
 }

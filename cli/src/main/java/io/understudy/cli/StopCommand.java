@@ -1,11 +1,8 @@
 package io.understudy.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-
-import java.util.concurrent.Callable;
 
 /** {@code understudy stop}: ends replication, stop(failover) of the spec; the daemon keeps running. */
 @Command(
@@ -15,11 +12,8 @@ import java.util.concurrent.Callable;
         "Stop replication (the daemon keeps serving until SIGTERM). Without --failover: on the secondary the",
         "active and hidden overlays are emptied and the SVM view becomes the disk; on the primary guest I/O is",
         "refused from then on. With --failover: the same as 'understudy failover'."})
-final class StopCommand implements Callable<Integer>
+final class StopCommand extends ControlCommand
 {
-    @Mixin
-    ControlSocketOption socket;
-
     @Option(names = "--failover", description = "stop(failover=true): take over from the peer.")
     boolean failover;
 
@@ -27,19 +21,21 @@ final class StopCommand implements Callable<Integer>
         description = "Deadline for I/O in flight to drain (and a failover commit) (default: ${DEFAULT-VALUE}).")
     long timeoutMillis;
 
-    @picocli.CommandLine.Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+    @Override
+    String command()
+    {
+        return "stop";
+    }
 
     @Override
-    public Integer call()
+    long timeoutMillis()
     {
-        if (timeoutMillis <= 0)
-        {
-            throw new UserException("--timeout-ms must be positive");
-        }
-        final JsonNode result = ControlClient.execute(socket.control, "stop",
-            ControlServer.JSON.createObjectNode().put("failover", failover).put("timeout-ms", timeoutMillis));
-        spec.commandLine().getOut().println(result.toString());
-        return 0;
+        return timeoutMillis;
+    }
+
+    @Override
+    void addArguments(final ObjectNode arguments)
+    {
+        arguments.put("failover", failover);
     }
 }
