@@ -25,6 +25,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -113,6 +114,7 @@ final class PrimaryCommand implements Callable<Integer>
     private void validate()
     {
         replica.validate();
+        InjectedFault.validate(replica.faults, Set.of("disk"));
         if (connectTimeoutMillis <= 0)
         {
             throw new UserException("--connect-timeout-ms must be positive");
@@ -281,7 +283,7 @@ final class PrimaryCommand implements Callable<Integer>
     {
         try
         {
-            return engine.open(replica.disk, FileOptions.readWrite());
+            return InjectedFault.wrap(replica.faults, "disk", engine.open(replica.disk, FileOptions.readWrite()));
         }
         catch (final IOException e)
         {

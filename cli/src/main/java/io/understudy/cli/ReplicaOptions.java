@@ -5,6 +5,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Options both replication daemons take. */
 final class ReplicaOptions
@@ -44,6 +45,10 @@ final class ReplicaOptions
     @Option(names = "--io", paramLabel = "MODE", defaultValue = "auto", converter = IoModeConverter.class,
         description = "I/O backend: auto, uring or threads (default: ${DEFAULT-VALUE}).")
     IoMode ioMode;
+
+    @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO", converter = InjectedFault.Converter.class,
+        description = InjectedFault.DESCRIPTION)
+    List<InjectedFault> faults = List.of();
 
     /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */
     void validate()

@@ -27,6 +27,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -141,6 +142,7 @@ final class SecondaryCommand implements Callable<Integer>
     private void validate()
     {
         replica.validate();
+        InjectedFault.validate(replica.faults, Set.of("disk", "hidden", "active"));
         if (hidden.equals(active) || hidden.equals(replica.disk) || active.equals(replica.disk))
         {
             throw new UserException("--disk, --hidden and --active must be three different files");
@@ -351,7 +353,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try
         {
-            return engine.open(replica.disk, options);
+            return InjectedFault.wrap(replica.faults, "disk", engine.open(replica.disk, options));
         }
         catch (final IOException e)
         {
@@ -365,7 +367,9 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try
         {
-            return FileOverlayStorage.create(engine, path, size, options);
+            final String target = path.equals(hidden) ? "hidden" : "active";
+            return FileOverlayStorage.create(engine, path, size, options,
+                file -> InjectedFault.wrap(replica.faults, target, file));
         }
         catch (final IOException e)
         {

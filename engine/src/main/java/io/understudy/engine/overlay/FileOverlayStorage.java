@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.function.UnaryOperator;
 
 /**
  * Overlay storage in a sparse file, served by an {@link IoEngine}: clusters sit at their disk offsets, so the
@@ -32,12 +33,23 @@ public final class FileOverlayStorage implements OverlayStorage
     public static FileOverlayStorage create(
         final IoEngine engine, final Path path, final long size, final FileOptions options) throws IOException
     {
+        return create(engine, path, size, options, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #create(IoEngine, Path, long, FileOptions)}, with the opened file passed through {@code decorator}
+     * (e.g. a fault-injecting wrapper) before the storage takes it.
+     */
+    public static FileOverlayStorage create(
+        final IoEngine engine, final Path path, final long size, final FileOptions options,
+        final UnaryOperator<BlockDevice> decorator) throws IOException
+    {
         try (RandomAccessFile raf = new RandomAccessFile(path.toFile(), "rw"))
         {
             raf.setLength(0);
             raf.setLength(size);
         }
-        return new FileOverlayStorage(engine.open(path, options));
+        return new FileOverlayStorage(decorator.apply(engine.open(path, options)));
     }
 
     @Override
