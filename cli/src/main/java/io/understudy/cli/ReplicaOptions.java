@@ -46,8 +46,8 @@ final class ReplicaOptions
         description = "I/O backend: auto, uring or threads (default: ${DEFAULT-VALUE}).")
     IoMode ioMode;
 
-    @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO", converter = InjectedFault.Converter.class,
-        description = InjectedFault.DESCRIPTION)
+    @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO",
+        converter = InjectedFault.Converter.class, description = InjectedFault.DESCRIPTION)
     List<InjectedFault> faults = List.of();
 
     /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */

@@ -91,7 +91,7 @@ class FailureCasesIT
     {
         startPair(List.of("disk:write:1+:ENOSPC"), List.of());
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M", "read -P 0x22 8M 1M");
-        assertDegradedByForwarding();
+        assertDegradedByForwarding("ENOSPC");
         assertEquals(CLUSTERS_PER_MIB, status(primaryControl).path("dirty-clusters").asLong());
 
         // sticky: a later write is not forwarded (no silent gap), only remembered in the bitmap
@@ -115,7 +115,7 @@ class FailureCasesIT
     {
         startPair(List.of("hidden:write:1+:EIO"), List.of());
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M", "read -P 0x22 8M 1M");
-        assertDegradedByForwarding();
+        assertDegradedByForwarding("EIO");
         assertRange(secondaryDisk, 0, SIZE, 0x11);
         assertRange(hidden, 0, SIZE, 0);
         qemuIo(unixUri(svm), "read -P 0x11 0 16M");
@@ -128,7 +128,7 @@ class FailureCasesIT
     {
         startPair(List.of("disk:write:1+:EIO", "disk:read:1+:EIO"), List.of());
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M", "read -P 0x22 8M 1M");
-        assertDegradedByForwarding();
+        assertDegradedByForwarding("EIO");
         assertToldForwardingStopped();
         assertFails(unixUri(svm), "read", "Input/output error", "read -P 0x11 0 64k");
         // what the SVM writes whole clusters of lives in A and reads back without S
@@ -200,7 +200,8 @@ class FailureCasesIT
         secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 3000));
 
         final Commands.Result failover = understudy("failover", "--control", secondaryControl.toString());
-        System.out.println("failover with a failing S: exit " + failover.exitCode() + ": " + failover.output().strip());
+        assertEquals(1, failover.exitCode(), failover.output());
+        assertTrue(failover.output().contains("failover commit failed: EIO; state failover-failed"), failover.output());
         final JsonNode failed = awaitState(secondaryControl, "failover-failed");
         assertEquals("EIO", failed.path("error").path("errno").asText(), failed.toString());
         assertTrue(failed.path("error").path("reason").asText().contains("failover commit"), failed.toString());
@@ -224,12 +225,12 @@ class FailureCasesIT
         assertTrue(told.path("peer").path("reason").asText().contains("forwarding stopped"), told.toString());
     }
 
-    private void assertDegradedByForwarding() throws Exception
+    private void assertDegradedByForwarding(final String errno) throws Exception
     {
         final JsonNode degraded = awaitState(primaryControl, "degraded");
-        System.out.println("degraded primary: " + degraded);
-        assertTrue(degraded.path("error").path("reason").asText().contains("forwarded write failed"),
-            degraded.toString());
+        assertEquals(errno, degraded.path("error").path("errno").asText(), degraded.toString());
+        assertEquals("forwarded write failed", degraded.path("error").path("reason").asText(), degraded.toString());
+        assertEquals(false, degraded.path("forwarding").asBoolean(), degraded.toString());
     }
 
     private static void assertHealthy(final Path control, final long epoch)

@@ -1,5 +1,10 @@
 package io.understudy.cli;
 
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.Errno;
+import io.understudy.engine.device.FaultInjectingDevice;
+import io.understudy.engine.io.FileOptions;
+import io.understudy.engine.io.threads.ThreadPoolIoEngine;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -7,13 +12,17 @@ import picocli.CommandLine;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -179,5 +188,70 @@ class ReplicaArgumentsTest
         }
         assertEquals(1, run("checkpoint", "--control", dir.resolve("none.ctl").toString(), "--timeout-ms", "0"));
         assertTrue(err.toString().contains("--timeout-ms must be positive"), err.toString());
+    }
+
+    @Test
+    void injectedFaultsParseAndBadOnesAreUsageErrors() throws IOException
+    {
+        final InjectedFault.Converter converter = new InjectedFault.Converter();
+        assertEquals(new InjectedFault("hidden", FaultInjectingDevice.Kind.WRITE, 3, false, Errno.EIO),
+            converter.convert("hidden:write:3:EIO"));
+        assertEquals(new InjectedFault("disk", FaultInjectingDevice.Kind.WRITE_ZEROES, 1, true, Errno.ENOSPC),
+            converter.convert("disk:zeroes:1+:ENOSPC"));
+        final String[][] bad = {
+            {"disk:write:1", "expected TARGET:KIND:NTH[+]:ERRNO"},
+            {"disk:trim:1:EIO", "KIND must be read, write, flush, discard or zeroes, not 'trim'"},
+            {"disk:read:0:EIO", "NTH counts from 1, not 0"},
+            {"disk:read:x+:EIO", "NTH must be a request number, not 'x+'"},
+            {"disk:read:1:EWHAT", "ERRNO must be a name such as EIO or ENOSPC, not 'EWHAT'"}};
+        for (final String[] value : bad)
+        {
+            err.getBuffer().setLength(0);
+            assertEquals(2, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", value[0])
+                .toArray(String[]::new)), value[0]);
+            assertTrue(err.toString().contains("--inject-fault '" + value[0] + "': " + value[1]), err.toString());
+        }
+    }
+
+    @Test
+    void injectedFaultTargetsDependOnTheCommand() throws IOException
+    {
+        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:1/x", "--inject-fault", "hidden:write:1:EIO")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--inject-fault target 'hidden' must be one of disk for this command"),
+            err.toString());
+        err.getBuffer().setLength(0);
+        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "hidden:write:1:EIO",
+            "--inject-fault", "hidden:write:2+:EIO").toArray(String[]::new)));
+        assertTrue(err.toString().contains("--inject-fault: more than one rule for hidden:write"), err.toString());
+        err.getBuffer().setLength(0);
+        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "overlay:read:1:EIO")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("must be one of active, disk, hidden"), err.toString());
+        out.getBuffer().setLength(0);
+        assertEquals(0, run("secondary", "--help"));
+        assertTrue(out.toString().contains("TESTING AID"), out.toString());
+    }
+
+    /** Only a named target is wrapped (no cost otherwise); the rule fails exactly the chosen request. */
+    @Test
+    void injectedFaultWrapsOnlyItsTargetAndFailsTheNthRequest() throws IOException
+    {
+        final List<InjectedFault> faults = List.of(new InjectedFault.Converter().convert("disk:write:2:EIO"));
+        try (ThreadPoolIoEngine engine = new ThreadPoolIoEngine(0);
+            Arena arena = Arena.ofConfined();
+            BlockDevice file = engine.open(disk(), FileOptions.readWrite()))
+        {
+            assertSame(file, InjectedFault.wrap(faults, "hidden", file));
+            final BlockDevice disk = InjectedFault.wrap(faults, "disk", file);
+            final MemorySegment buffer = arena.allocate(4096, 4096);
+            final int[] results = new int[3];
+            for (int i = 0; i < results.length; i++)
+            {
+                final int n = i;
+                assertTrue(disk.write(0, buffer, 4096, 0, (cookie, result) -> results[n] = result, i));
+            }
+            assertArrayEquals(new int[] {4096, -Errno.EIO, 4096}, results);
+        }
     }
 }
