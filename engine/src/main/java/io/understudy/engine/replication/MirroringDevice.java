@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The non-shared primary's write path (spec 1.2, R5): every write-type request goes to the local disk and,
  * concurrently, to the {@link PeerLink}; it completes when both are done, with the <em>local</em> result.
  * The link never fails (it absorbs and reports peer failures), so a local error always reaches the guest
- * (AX-20) and a peer error never does. Reads are local only (INV-P).
+ * (AX-20) and a peer error never does. A failed local write also degrades the pair, since its forwarded twin
+ * may have landed on the secondary. Reads are local only (INV-P).
  * <p>
  * <b>Discard is replicated as write-zeroes</b> (without NO_HOLE, so the local file may still punch a hole)
  * on both sides. A plain discard leaves the range "zeroes or old contents", and the two disks could answer
@@ -29,6 +30,7 @@ public final class MirroringDevice implements BlockDevice
     private static final int OP_WRITE = 1;
     private static final int OP_WRITE_ZEROES = 2;
     private static final int OP_FLUSH = 3;
+    static final String REASON_LOCAL_WRITE = "local disk write failed: primary and secondary may differ there";
 
     private final BlockDevice local;
     private final PeerLink link;
@@ -214,6 +216,13 @@ public final class MirroringDevice implements BlockDevice
         final Slot slot = slots[(int)index];
         // Plain write, published by the decrement in countDown.
         slot.localResult = result;
+        if (result < 0 && slot.op != OP_FLUSH)
+        {
+            // The peer part ran concurrently and may have landed, so P and S can now differ in this range; the
+            // next checkpoint would clear the dirty bitmap over it and hide that for good. Degrade instead: the
+            // range stays dirty until a resync. (The guest still gets the local error, AX-20.)
+            link.fail(-result, REASON_LOCAL_WRITE);
+        }
         countDown(slot);
     }
 

@@ -20,6 +20,7 @@ import static io.understudy.engine.replication.ReplicationFixture.SECOND;
 import static io.understudy.engine.replication.ReplicationFixture.SIZE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -318,12 +319,23 @@ class ReplicationPrimaryTest
     void ax20_case1_localDiskErrorsReachTheGuest()
     {
         startPair();
-        p.failNth(Kind.WRITE, 1, Errno.EIO);
-        assertEquals(-Errno.EIO, fx.write(primary, 0, CLUSTER, 0x27));
         p.failNth(Kind.READ, 1, Errno.EIO);
         assertEquals(-Errno.EIO, fx.read(primary, 0, CLUSTER));
-        assertSame(ReplicationState.RUNNING, primary.state(), "a local error does not degrade the pair");
+        assertSame(ReplicationState.RUNNING, primary.state(), "a failed read changes no disk: still in step");
         assertNull(primary.latchedError());
+
+        p.failNth(Kind.WRITE, 1, Errno.EIO);
+        assertEquals(-Errno.EIO, fx.write(primary, 0, CLUSTER, 0x27));
+        // The forwarded twin runs concurrently and may land (here the injected error completes first, so the
+        // degraded link drops it): either way the pair must not go on as if in step, because a checkpoint
+        // would clear the dirty bit over a possible difference.
+        fx.assertBytes(pDisk, 0, CLUSTER, 0x11);
+        fx.assertBytes(sDisk, CLUSTER, SIZE - CLUSTER, 0x11);
+        assertSame(ReplicationState.DEGRADED, primary.state());
+        assertNotNull(primary.latchedError());
+        assertTrue(primary.isDirty(0));
+        assertFalse(primary.checkpoint(SECOND).ok(), "a degraded pair refuses checkpoints");
+        assertTrue(primary.isDirty(0), "the difference stays marked for the resync");
     }
 
     @Test
