@@ -1,5 +1,8 @@
 package io.understudy.nbd.interop;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
@@ -24,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 final class Qmp implements AutoCloseable
 {
+    private static final ObjectMapper JSON = new ObjectMapper();
     /** Reader end-of-stream marker in the reply queue. */
     private static final Map<String, Object> CLOSED = Map.of();
 
@@ -97,7 +101,7 @@ final class Qmp implements AutoCloseable
     /** Runs an HMP command line through {@code human-monitor-command} and returns its output. */
     String hmp(final String commandLine)
     {
-        return (String)execute("human-monitor-command", "{\"command-line\":" + Json.quote(commandLine) + "}");
+        return (String)execute("human-monitor-command", "{\"command-line\":" + quote(commandLine) + "}");
     }
 
     /** Waits for the next event called {@code name}, skipping others; fails at the deadline. */
@@ -116,7 +120,7 @@ final class Qmp implements AutoCloseable
     /** Runs a command and returns the whole reply, "return" or "error". */
     Map<String, Object> send(final String command, final String arguments)
     {
-        final String line = "{\"execute\":" + Json.quote(command) +
+        final String line = "{\"execute\":" + quote(command) +
             (arguments == null ? "" : ",\"arguments\":" + arguments) + "}\n";
         try
         {
@@ -157,6 +161,19 @@ final class Qmp implements AutoCloseable
         return message;
     }
 
+    /** @return {@code text} as a JSON string literal. */
+    static String quote(final String text)
+    {
+        try
+        {
+            return JSON.writeValueAsString(text);
+        }
+        catch (final JsonProcessingException ex)
+        {
+            throw new IllegalStateException(ex);
+        }
+    }
+
     @SuppressWarnings("unchecked")
     private void readLoop()
     {
@@ -169,7 +186,7 @@ final class Qmp implements AutoCloseable
                 {
                     continue;
                 }
-                final Map<String, Object> message = (Map<String, Object>)Json.parse(line);
+                final Map<String, Object> message = JSON.readValue(line, Map.class);
                 (message.containsKey("event") ? events : replies).offer(message);
             }
         }
