@@ -6,12 +6,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.RandomAccessFile;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 
@@ -20,6 +17,8 @@ import static io.understudy.cli.Commands.status;
 import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
+import static io.understudy.cli.DiskFiles.assertRange;
+import static io.understudy.cli.DiskFiles.fill;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -282,7 +281,7 @@ class FailureCasesIT
         active = dir.resolve("active.img");
         svm = dir.resolve("svm.sock");
         secondaryControl = dir.resolve("secondary.ctl");
-        fill(secondaryDisk, 0x11);
+        fill(secondaryDisk, SIZE, 0x11);
         final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
             "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
             secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
@@ -295,7 +294,7 @@ class FailureCasesIT
         primaryDisk = dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
         primaryControl = dir.resolve("primary.ctl");
-        fill(primaryDisk, 0x11);
+        fill(primaryDisk, SIZE, 0x11);
         final List<String> primaryArgs = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
             "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
@@ -314,29 +313,4 @@ class FailureCasesIT
         return daemon;
     }
 
-    private static void fill(final Path path, final int pattern) throws IOException
-    {
-        final byte[] bytes = new byte[SIZE];
-        Arrays.fill(bytes, (byte)pattern);
-        Files.write(path, bytes);
-    }
-
-    private static void assertRange(final Path path, final long offset, final int length, final int pattern)
-        throws IOException
-    {
-        final byte[] bytes = new byte[length];
-        try (RandomAccessFile file = new RandomAccessFile(path.toFile(), "r"))
-        {
-            file.seek(offset);
-            file.readFully(bytes);
-        }
-        for (int i = 0; i < length; i++)
-        {
-            if ((bytes[i] & 0xff) != pattern)
-            {
-                throw new AssertionError(path.getFileName() + ": byte at " + (offset + i) + " is 0x" +
-                    Integer.toHexString(bytes[i] & 0xff) + ", expected 0x" + Integer.toHexString(pattern));
-            }
-        }
-    }
 }

@@ -8,7 +8,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,6 +21,8 @@ import static io.understudy.cli.Commands.status;
 import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
+import static io.understudy.cli.DiskFiles.assertRange;
+import static io.understudy.cli.DiskFiles.fill;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -328,8 +329,8 @@ class ReplicationIT
         pvm = dir.resolve("pvm.sock");
         primaryControl = dir.resolve("primary.ctl");
         final Path plain = dir.resolve("plain.img");
-        fill(primaryDisk, 0x11);
-        fill(plain, 0x11);
+        fill(primaryDisk, SIZE, 0x11);
+        fill(plain, SIZE, 0x11);
         final DaemonProcess serve = start(List.of("serve", "--disk", plain.toString(), "--listen", ":0", "--export",
             "colo", "--io", "threads"));
         final Matcher port = serve.awaitLine("NBD URI nbd://127\\.0\\.0\\.1:(\\d+)/colo", STARTUP);
@@ -374,7 +375,7 @@ class ReplicationIT
 
         // An Understudy primary starting at epoch 0 does not match the secondary's checkpoints: refused.
         final Path late = dir.resolve("late.img");
-        fill(late, 0x11);
+        fill(late, SIZE, 0x11);
         final Commands.Result refused = understudy("primary", "--disk", late.toString(), "--socket",
             dir.resolve("late.sock").toString(), "--control", dir.resolve("late.ctl").toString(), "--peer", sink,
             "--peer-control", "127.0.0.1:" + ready.group(2));
@@ -449,7 +450,7 @@ class ReplicationIT
         primaryControl = dir.resolve("primary.ctl");
         if (!shared)
         {
-            fill(primaryDisk, 0x11);
+            fill(primaryDisk, SIZE, 0x11);
         }
         final List<String> primaryArgsHead = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
@@ -484,7 +485,7 @@ class ReplicationIT
         active = dir.resolve("active.img");
         svm = dir.resolve("svm.sock");
         secondaryControl = dir.resolve("secondary.ctl");
-        fill(secondaryDisk, 0x11);
+        fill(secondaryDisk, SIZE, 0x11);
         final List<String> args = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
             "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
             secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
@@ -501,32 +502,6 @@ class ReplicationIT
         final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
         daemons.add(daemon);
         return daemon;
-    }
-
-    private static void fill(final Path path, final int pattern) throws IOException
-    {
-        final byte[] bytes = new byte[SIZE];
-        Arrays.fill(bytes, (byte)pattern);
-        Files.write(path, bytes);
-    }
-
-    private static void assertRange(final Path path, final long offset, final int length, final int pattern)
-        throws IOException
-    {
-        final byte[] bytes = new byte[length];
-        try (RandomAccessFile file = new RandomAccessFile(path.toFile(), "r"))
-        {
-            file.seek(offset);
-            file.readFully(bytes);
-        }
-        for (int i = 0; i < length; i++)
-        {
-            if ((bytes[i] & 0xff) != pattern)
-            {
-                throw new AssertionError(path.getFileName() + ": byte at " + (offset + i) + " is 0x" +
-                    Integer.toHexString(bytes[i] & 0xff) + ", expected 0x" + Integer.toHexString(pattern));
-            }
-        }
     }
 
     private static void assertArrayEquals(final Path expected, final Path actual) throws IOException
