@@ -19,6 +19,11 @@ import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
 import static io.understudy.cli.DiskFiles.assertRange;
 import static io.understudy.cli.DiskFiles.fill;
+import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_MS;
+import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_TIMEOUT_MS;
+import static io.understudy.cli.ReplicaTestSettings.MIB;
+import static io.understudy.cli.ReplicaTestSettings.SIZE;
+import static io.understudy.cli.ReplicaTestSettings.STARTUP;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,17 +32,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The spec's 7 internal failure cases (3.4) through real daemons: faults are injected into the daemons'
  * files with {@code --inject-fault} (every request of a kind from the first one on, so the count of requests
  * qemu-io or the engine issues does not matter), qemu-io is the guest, and the files and {@code status} are
- * checked byte for byte afterwards. Disks of 16 MiB filled with 0x11; heartbeats as in {@link ReplicationIT}.
+ * checked byte for byte afterwards. Disks of 16 MiB filled with 0x11; heartbeats from {@link ReplicaTestSettings}.
  */
 class FailureCasesIT
 {
-    private static final Duration STARTUP = Duration.ofSeconds(60);
-    private static final Duration STOP = Duration.ofSeconds(30);
-    private static final int MIB = 1 << 20;
-    private static final int SIZE = 16 * MIB;
     private static final int CLUSTERS_PER_MIB = MIB / 65536;
-    private static final int HEARTBEAT_MS = 200;
-    private static final int HEARTBEAT_TIMEOUT_MS = 1500;
 
     @TempDir
     Path dir;

@@ -23,6 +23,12 @@ import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
 import static io.understudy.cli.DiskFiles.assertRange;
 import static io.understudy.cli.DiskFiles.fill;
+import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_MS;
+import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_TIMEOUT_MS;
+import static io.understudy.cli.ReplicaTestSettings.MIB;
+import static io.understudy.cli.ReplicaTestSettings.SIZE;
+import static io.understudy.cli.ReplicaTestSettings.STARTUP;
+import static io.understudy.cli.ReplicaTestSettings.STOP;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -37,12 +43,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ReplicationIT
 {
-    private static final Duration STARTUP = Duration.ofSeconds(60);
-    private static final Duration STOP = Duration.ofSeconds(30);
-    private static final int MIB = 1 << 20;
-    private static final int SIZE = 16 * MIB;
-    private static final int HEARTBEAT_MS = 200;
-    private static final int HEARTBEAT_TIMEOUT_MS = 1500;
 
     @TempDir
     Path dir;
