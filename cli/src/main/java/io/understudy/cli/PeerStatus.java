@@ -1,7 +1,7 @@
 package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.understudy.nbd.control.ControlLink;
+import io.understudy.engine.link.PeerControl;
 
 /**
  * What a daemon knows about its peer's control link, for {@code status}: {@code none} (no Understudy peer
@@ -13,16 +13,16 @@ final class PeerStatus
     static final String NONE = "none";
     static final String FOREIGN = "foreign";
 
-    private volatile ControlLink link;
+    private volatile PeerControl link;
     private volatile String label = NONE;
     private volatile String reason = "";
 
-    void link(final ControlLink current)
+    void link(final PeerControl current)
     {
         link = current;
     }
 
-    ControlLink link()
+    PeerControl link()
     {
         return link;
     }
@@ -30,8 +30,8 @@ final class PeerStatus
     /** @return true if an Understudy peer is linked and its heartbeats arrive. */
     boolean isUp()
     {
-        final ControlLink current = link;
-        return current != null && current.state() == ControlLink.State.UP;
+        final PeerControl current = link;
+        return current != null && current.state() == PeerControl.State.UP;
     }
 
     void foreign(final String why)
@@ -43,7 +43,7 @@ final class PeerStatus
     /** Says goodbye on the current link, if it is up. */
     void goodbye(final boolean failover, final String why)
     {
-        final ControlLink current = link;
+        final PeerControl current = link;
         if (current != null)
         {
             current.goodbye(failover, why);
@@ -52,7 +52,7 @@ final class PeerStatus
 
     void toJson(final ObjectNode node)
     {
-        final ControlLink current = link;
+        final PeerControl current = link;
         if (current == null)
         {
             node.put("link", label).put("reason", reason);

@@ -7,6 +7,9 @@ import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.PeerControl;
+import io.understudy.engine.link.PeerRefusedException;
 import io.understudy.engine.replication.ControlResult;
 import io.understudy.engine.replication.ErrorLatch;
 import io.understudy.engine.replication.ReplicationMode;
@@ -14,8 +17,6 @@ import io.understudy.engine.replication.ReplicationPrimary;
 import io.understudy.engine.replication.ReplicationStage;
 import io.understudy.nbd.client.NbdClientDevice;
 import io.understudy.nbd.control.ControlLink;
-import io.understudy.nbd.control.ControlRefusedException;
-import io.understudy.nbd.control.Hello;
 import io.understudy.nbd.server.NbdServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -180,7 +181,7 @@ final class PrimaryCommand implements Callable<Integer>
             out.printf("understudy: control link up to %s (heartbeat %d ms, timeout %d ms)%n", address,
                 replica.heartbeatMillis, replica.heartbeatTimeoutMillis);
         }
-        catch (final ControlRefusedException e)
+        catch (final PeerRefusedException e)
         {
             throw new UserException(e.getMessage(), e);
         }
@@ -218,7 +219,7 @@ final class PrimaryCommand implements Callable<Integer>
             case "status" -> status();
             case "checkpoint" ->
             {
-                final ControlLink link = peer.link();
+                final PeerControl link = peer.link();
                 yield StatusJson.checkpoint(link == null ? primary.checkpoint(timeoutNanos) : primary.checkpoint(
                     timeoutNanos, deadline -> link.checkpointPeer(deadline, primary.epoch()).result()));
             }
@@ -292,12 +293,12 @@ final class PrimaryCommand implements Callable<Integer>
     }
 
     /** The secondary's silence or goodbye degrades the pair at once: the latch says why, the bitmap grows. */
-    private final class LinkListener implements ControlLink.Listener
+    private final class LinkListener implements PeerControl.Listener
     {
         @Override
-        public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
+        public PeerControl.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
         {
-            return new ControlLink.CheckpointAnswer(-Errno.EINVAL, primary.epoch(),
+            return new PeerControl.CheckpointAnswer(-Errno.EINVAL, primary.epoch(),
                 "the primary coordinates checkpoints; it does not take them from its peer");
         }
 

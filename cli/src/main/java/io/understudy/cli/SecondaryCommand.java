@@ -7,16 +7,17 @@ import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.LinkAcceptor;
+import io.understudy.engine.link.PeerControl;
+import io.understudy.engine.link.RefusalCode;
 import io.understudy.engine.overlay.FileOverlayStorage;
 import io.understudy.engine.replication.CheckpointReport;
 import io.understudy.engine.replication.ControlResult;
 import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationSecondary;
 import io.understudy.engine.replication.ReplicationStage;
-import io.understudy.nbd.control.ControlLink;
 import io.understudy.nbd.control.ControlLinkListener;
-import io.understudy.nbd.control.ControlProtocol;
-import io.understudy.nbd.control.Hello;
 import io.understudy.nbd.server.NbdServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -381,67 +382,67 @@ final class SecondaryCommand implements Callable<Integer>
      * Accepts one Understudy primary whose disk, cluster size and mode match ours, once: after a link ended,
      * replication never resumes silently with whoever connects next.
      */
-    private final class Acceptor implements ControlLinkListener.Acceptor
+    private final class Acceptor implements LinkAcceptor
     {
         @Override
-        public ControlLinkListener.Refusal check(final Hello hello)
+        public LinkAcceptor.Refusal check(final Hello hello)
         {
             if (secondary.stage() != ReplicationStage.RUNNING)
             {
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_NOT_RUNNING, "the secondary is " +
+                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the secondary is " +
                     secondary.state().label());
             }
             if (hello.diskSize() != secondary.view().size())
             {
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_DISK_SIZE, "the primary's disk has " +
+                return new LinkAcceptor.Refusal(RefusalCode.DISK_SIZE, "the primary's disk has " +
                     hello.diskSize() + " bytes, the secondary's " + secondary.view().size());
             }
             if (hello.clusterSize() != replica.clusterSize)
             {
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_CLUSTER_SIZE, "the primary uses " +
+                return new LinkAcceptor.Refusal(RefusalCode.CLUSTER_SIZE, "the primary uses " +
                     hello.clusterSize() + "-byte clusters, the secondary " + replica.clusterSize);
             }
             if (hello.shared() != replica.shared)
             {
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_MODE, "the primary is " +
+                return new LinkAcceptor.Refusal(RefusalCode.MODE, "the primary is " +
                     (hello.shared() ? "shared" : "non-shared") + ", the secondary is not");
             }
             if (peer.isUp())
             {
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_BUSY, "a primary is linked already (" +
+                return new LinkAcceptor.Refusal(RefusalCode.BUSY, "a primary is linked already (" +
                     peer.link().peerName() + ")");
             }
             if (peer.link() != null)
             {
                 // The pair diverged when the old link ended: the new primary's disk may hold writes S never saw.
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_NOT_RUNNING, "the previous primary's " +
+                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the previous primary's " +
                     "link ended (" + peer.link().reason() + "): fail over, or restart the pair with a full resync");
             }
             if (hello.epoch() != secondary.epoch())
             {
                 // S already holds checkpoints this primary never made (e.g. a foreign primary's).
-                return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_EPOCH, "the primary is at epoch " +
+                return new LinkAcceptor.Refusal(RefusalCode.EPOCH, "the primary is at epoch " +
                     hello.epoch() + ", the secondary at " + secondary.epoch());
             }
             return null;
         }
 
         @Override
-        public ControlLink.Listener listenerFor(final Hello hello)
+        public PeerControl.Listener listenerFor(final Hello hello)
         {
-            return new ControlLink.Listener()
+            return new PeerControl.Listener()
             {
                 @Override
-                public ControlLink.CheckpointAnswer onCheckpointPrepare(
+                public PeerControl.CheckpointAnswer onCheckpointPrepare(
                     final long deadlineNanos, final long primaryEpoch)
                 {
                     if (primaryEpoch != secondary.epoch())
                     {
-                        return new ControlLink.CheckpointAnswer(-Errno.EINVAL, secondary.epoch(), "epoch mismatch: " +
+                        return new PeerControl.CheckpointAnswer(-Errno.EINVAL, secondary.epoch(), "epoch mismatch: " +
                             "the primary is at " + primaryEpoch + ", the secondary at " + secondary.epoch());
                     }
                     final CheckpointReport report = checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
-                    return new ControlLink.CheckpointAnswer(report.result(), report.epoch(), report.reason());
+                    return new PeerControl.CheckpointAnswer(report.result(), report.epoch(), report.reason());
                 }
 
                 @Override
@@ -463,7 +464,7 @@ final class SecondaryCommand implements Callable<Integer>
         }
 
         @Override
-        public void onLink(final ControlLink link, final Hello hello)
+        public void onLink(final PeerControl link, final Hello hello)
         {
             peer.link(link);
             out.printf("understudy: primary linked from %s (generation %x, heartbeat %d ms, timeout %d ms)%n",

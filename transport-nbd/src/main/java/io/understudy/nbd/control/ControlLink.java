@@ -1,5 +1,10 @@
 package io.understudy.nbd.control;
 
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.PeerControl;
+import io.understudy.engine.link.PeerRefusedException;
+import io.understudy.engine.link.RefusalCode;
+
 import java.io.EOFException;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -17,7 +22,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongSupplier;
 
 /**
- * One established control link (after HELLO / HELLO_ACK), the same object on both sides: a reader thread
+ * One established control link over TCP (after HELLO / HELLO_ACK), the same object on both sides: a reader thread
  * that answers CHECKPOINT_PREPARE (secondary), completes checkpoint requests (primary) and watches the peer's
  * heartbeats through the socket's read timeout, and a heartbeat thread that sends HEARTBEAT every interval.
  * <p>
@@ -29,46 +34,8 @@ import java.util.function.LongSupplier;
  * Control traffic only (a few frames a second): blocking sockets and a thread per direction are the simple,
  * measurable choice; nothing here is on the I/O path.
  */
-public final class ControlLink implements AutoCloseable
+public final class ControlLink implements PeerControl
 {
-    /** What a link's owner hears; called on the link's reader thread. */
-    public interface Listener
-    {
-        /**
-         * Secondary: run the secondary's part of a checkpoint before {@code deadlineNanos}; {@code primaryEpoch}
-         * is the epoch the primary is about to close, which must be the secondary's too.
-         */
-        CheckpointAnswer onCheckpointPrepare(long deadlineNanos, long primaryEpoch);
-
-        /** The peer went silent or the connection broke. */
-        void onLost(String reason);
-
-        /** The peer ended the link in order. */
-        void onGoodbye(boolean failover, String reason);
-    }
-
-    /** The secondary's answer to CHECKPOINT_PREPARE. */
-    public record CheckpointAnswer(int result, long epoch, String reason)
-    {
-    }
-
-    public enum State
-    {
-        UP("up"), LOST("lost"), GONE("peer-goodbye"), CLOSED("closed");
-
-        private final String label;
-
-        State(final String label)
-        {
-            this.label = label;
-        }
-
-        public String label()
-        {
-            return label;
-        }
-    }
-
     private static final int ERRNO_ETIMEDOUT = 110;
     private static final int ERRNO_EPIPE = 32;
 
@@ -105,7 +72,7 @@ public final class ControlLink implements AutoCloseable
      * Primary: connects, sends HELLO and waits for the answer.
      *
      * @param timeoutMillis deadline of the connect and of the handshake each.
-     * @throws ControlRefusedException if the secondary refused, naming why.
+     * @throws PeerRefusedException if the secondary refused, naming why.
      * @throws IOException             if nobody answers or the answer is not the protocol.
      */
     public static ControlLink connect(
@@ -121,7 +88,7 @@ public final class ControlLink implements AutoCloseable
             final Frames frames = new Frames(socket);
             synchronized (frames)
             {
-                hello.encode(frames.begin(ControlProtocol.HELLO, 0));
+                HelloCodec.encode(hello, frames.begin(ControlProtocol.HELLO, 0));
                 frames.send();
             }
             frames.read();
@@ -143,7 +110,7 @@ public final class ControlLink implements AutoCloseable
                 case ControlProtocol.REFUSE ->
                 {
                     final int code = payload.getShort();
-                    throw new ControlRefusedException(code, Frames.getString(payload));
+                    throw new PeerRefusedException(RefusalCode.fromWireCode(code), Frames.getString(payload));
                 }
                 default -> throw new Frames.ProtocolException("expected HELLO_ACK or REFUSE, got " +
                     ControlProtocol.typeName(frames.type()));
@@ -162,33 +129,39 @@ public final class ControlLink implements AutoCloseable
         heartbeat = Thread.ofPlatform().daemon(true).name("control-link-heartbeat").start(this::heartbeatLoop);
     }
 
+    @Override
     public State state()
     {
         return state.get();
     }
 
     /** @return why the link is no longer up (empty while up). */
+    @Override
     public String reason()
     {
         return reason;
     }
 
     /** @return milliseconds since the last frame from the peer. */
+    @Override
     public long silenceMillis()
     {
         return TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastHeardNanos);
     }
 
+    @Override
     public String peerName()
     {
         return peerName;
     }
 
+    @Override
     public int heartbeatIntervalMillis()
     {
         return intervalMillis;
     }
 
+    @Override
     public int heartbeatTimeoutMillis()
     {
         return timeoutMillis;
@@ -199,6 +172,7 @@ public final class ControlLink implements AutoCloseable
      *
      * @return the answer; result -ETIMEDOUT at the deadline, -EPIPE if the link is not up.
      */
+    @Override
     public CheckpointAnswer checkpointPeer(final long deadlineNanos, final long primaryEpoch)
     {
         if (state.get() != State.UP)
@@ -248,6 +222,7 @@ public final class ControlLink implements AutoCloseable
     }
 
     /** Ends the link in order: sends GOODBYE (best effort) and closes. */
+    @Override
     public void goodbye(final boolean failover, final String why)
     {
         if (!state.compareAndSet(State.UP, State.CLOSED))

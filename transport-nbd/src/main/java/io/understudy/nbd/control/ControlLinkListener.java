@@ -1,5 +1,10 @@
 package io.understudy.nbd.control;
 
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.LinkAcceptor;
+import io.understudy.engine.link.LinkAcceptor.Refusal;
+import io.understudy.engine.link.RefusalCode;
+
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -9,31 +14,13 @@ import java.util.function.LongSupplier;
 
 /**
  * The secondary's end: accepts primaries on TCP, runs the handshake (a primary that does not send HELLO within
- * the handshake timeout is dropped) and hands each accepted link to its {@link Acceptor}. One connection at a
+ * the handshake timeout is dropped) and hands each accepted link to its {@link LinkAcceptor} (called on the accept thread). One connection at a
  * time is handshaken, on the accept thread; an established link runs on its own threads.
  */
 public final class ControlLinkListener implements AutoCloseable
 {
-    /** Decides about a primary's HELLO; called on the accept thread. */
-    public interface Acceptor
-    {
-        /** @return null to accept, else why not. */
-        Refusal check(Hello hello);
-
-        /** The listener for a link about to start. */
-        ControlLink.Listener listenerFor(Hello hello);
-
-        /** The link is up (after HELLO_ACK was sent). */
-        void onLink(ControlLink link, Hello hello);
-    }
-
-    /** A named refusal: {@code code} is one of {@code ControlProtocol.REFUSE_*}. */
-    public record Refusal(short code, String reason)
-    {
-    }
-
     private final ServerSocket server;
-    private final Acceptor acceptor;
+    private final LinkAcceptor acceptor;
     private final LongSupplier epoch;
     private final int handshakeTimeoutMillis;
     private final Thread acceptThread;
@@ -44,7 +31,7 @@ public final class ControlLinkListener implements AutoCloseable
      */
     public ControlLinkListener(
         final String host, final int port, final int handshakeTimeoutMillis, final LongSupplier epoch,
-        final Acceptor acceptor) throws IOException
+        final LinkAcceptor acceptor) throws IOException
     {
         this.server = new ServerSocket();
         this.server.setReuseAddress(true);
@@ -119,21 +106,20 @@ public final class ControlLinkListener implements AutoCloseable
         catch (final Frames.ProtocolException ex)
         {
             refuse(frames, socket, new Refusal(ex.getMessage().startsWith("unsupported version") ?
-                ControlProtocol.REFUSE_VERSION : ControlProtocol.REFUSE_PROTOCOL, ex.getMessage()));
+                RefusalCode.VERSION : RefusalCode.PROTOCOL, ex.getMessage()));
             return;
         }
-        if (frames.type() != ControlProtocol.HELLO || frames.payload().remaining() < Hello.LENGTH)
+        if (frames.type() != ControlProtocol.HELLO || frames.payload().remaining() < HelloCodec.LENGTH)
         {
-            refuse(frames, socket, new Refusal(ControlProtocol.REFUSE_PROTOCOL, "expected HELLO, got " +
+            refuse(frames, socket, new Refusal(RefusalCode.PROTOCOL, "expected HELLO, got " +
                 ControlProtocol.typeName(frames.type())));
             return;
         }
-        final Hello hello = Hello.decode(frames.payload());
-        if (hello.heartbeatIntervalMillis() <= 0 || hello.heartbeatTimeoutMillis() <= hello.heartbeatIntervalMillis())
+        final Hello hello = HelloCodec.decode(frames.payload());
+        final String heartbeatProblem = hello.heartbeatProblem();
+        if (heartbeatProblem != null)
         {
-            refuse(frames, socket, new Refusal(ControlProtocol.REFUSE_PROTOCOL, "heartbeat timeout (" +
-                hello.heartbeatTimeoutMillis() + " ms) must exceed the interval (" + hello.heartbeatIntervalMillis() +
-                " ms)"));
+            refuse(frames, socket, new Refusal(RefusalCode.PROTOCOL, heartbeatProblem));
             return;
         }
         final Refusal refusal = acceptor.check(hello);
@@ -158,7 +144,7 @@ public final class ControlLinkListener implements AutoCloseable
     {
         synchronized (frames)
         {
-            final ByteBuffer payload = frames.begin(ControlProtocol.REFUSE, 0).putShort(refusal.code());
+            final ByteBuffer payload = frames.begin(ControlProtocol.REFUSE, 0).putShort((short)refusal.code().wireCode());
             Frames.putString(payload, refusal.reason());
             frames.send();
         }

@@ -19,7 +19,8 @@ package io.understudy.nbd.control;
  *   HELLO              P->S  u64 disk size | u32 cluster size | u8 shared | u64 generation id | u64 epoch
  *                            | u32 heartbeat interval ms | u32 heartbeat timeout ms
  *   HELLO_ACK          S->P  u64 generation id (echoed) | u64 epoch of the secondary
- *   REFUSE             S->P  u16 reason code (REFUSE_*) | string reason; the secondary closes the connection
+ *   REFUSE             S->P  u16 reason code (RefusalCode wire code) | string reason; the secondary closes the
+ *                            connection
  *   CHECKPOINT_PREPARE P->S  u64 timeout ns (relative: the hosts' clocks are not compared) | u64 primary epoch
  *   CHECKPOINT_DONE    S->P  i32 result (0 or negated errno) | u64 secondary epoch | string reason
  *   HEARTBEAT          both  u64 epoch of the sender
@@ -50,14 +51,6 @@ public final class ControlProtocol
     public static final short HEARTBEAT = 6;
     public static final short GOODBYE = 7;
 
-    public static final short REFUSE_VERSION = 1;
-    public static final short REFUSE_DISK_SIZE = 2;
-    public static final short REFUSE_CLUSTER_SIZE = 3;
-    public static final short REFUSE_MODE = 4;
-    public static final short REFUSE_BUSY = 5;
-    public static final short REFUSE_NOT_RUNNING = 6;
-    public static final short REFUSE_PROTOCOL = 7;
-    public static final short REFUSE_EPOCH = 8;
 
     private ControlProtocol()
     {
@@ -76,23 +69,6 @@ public final class ControlProtocol
             case HEARTBEAT -> "HEARTBEAT";
             case GOODBYE -> "GOODBYE";
             default -> "type " + type;
-        };
-    }
-
-    /** @return the name of a refusal reason code. */
-    public static String refuseName(final int code)
-    {
-        return switch (code)
-        {
-            case REFUSE_VERSION -> "version";
-            case REFUSE_DISK_SIZE -> "disk-size";
-            case REFUSE_CLUSTER_SIZE -> "cluster-size";
-            case REFUSE_MODE -> "mode";
-            case REFUSE_BUSY -> "busy";
-            case REFUSE_NOT_RUNNING -> "not-running";
-            case REFUSE_PROTOCOL -> "protocol";
-            case REFUSE_EPOCH -> "epoch";
-            default -> "code " + code;
         };
     }
 }

@@ -1,5 +1,10 @@
 package io.understudy.nbd.control;
 
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.LinkAcceptor;
+import io.understudy.engine.link.PeerControl;
+import io.understudy.engine.link.PeerRefusedException;
+import io.understudy.engine.link.RefusalCode;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -30,7 +35,7 @@ class ControlLinkTest
     private final List<AutoCloseable> closeables = new ArrayList<>();
     private final BlockingQueue<String> secondaryEvents = new LinkedBlockingQueue<>();
     private final BlockingQueue<String> primaryEvents = new LinkedBlockingQueue<>();
-    private final BlockingQueue<ControlLink> accepted = new LinkedBlockingQueue<>();
+    private final BlockingQueue<PeerControl> accepted = new LinkedBlockingQueue<>();
     private final AtomicLong secondaryEpoch = new AtomicLong();
 
     @AfterEach
@@ -46,28 +51,28 @@ class ControlLinkTest
         throws IOException
     {
         final ControlLinkListener listener = new ControlLinkListener("127.0.0.1", 0, 2000, secondaryEpoch::get,
-            new ControlLinkListener.Acceptor()
+            new LinkAcceptor()
             {
                 @Override
-                public ControlLinkListener.Refusal check(final Hello hello)
+                public LinkAcceptor.Refusal check(final Hello hello)
                 {
                     if (hello.diskSize() != DISK)
                     {
-                        return new ControlLinkListener.Refusal(ControlProtocol.REFUSE_DISK_SIZE, "size " +
+                        return new LinkAcceptor.Refusal(RefusalCode.DISK_SIZE, "size " +
                             hello.diskSize());
                     }
                     return hello.clusterSize() == CLUSTER ? null :
-                        new ControlLinkListener.Refusal(ControlProtocol.REFUSE_CLUSTER_SIZE, "cluster");
+                        new LinkAcceptor.Refusal(RefusalCode.CLUSTER_SIZE, "cluster");
                 }
 
                 @Override
-                public ControlLink.Listener listenerFor(final Hello hello)
+                public PeerControl.Listener listenerFor(final Hello hello)
                 {
                     return recorder(secondaryEvents, true);
                 }
 
                 @Override
-                public void onLink(final ControlLink link, final Hello hello)
+                public void onLink(final PeerControl link, final Hello hello)
                 {
                     accepted.add(link);
                 }
@@ -76,19 +81,19 @@ class ControlLinkTest
         return listener;
     }
 
-    private ControlLink.Listener recorder(final BlockingQueue<String> events, final boolean secondary)
+    private PeerControl.Listener recorder(final BlockingQueue<String> events, final boolean secondary)
     {
-        return new ControlLink.Listener()
+        return new PeerControl.Listener()
         {
             @Override
-            public ControlLink.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
+            public PeerControl.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
             {
                 events.add("prepare " + primaryEpoch);
                 if (!secondary)
                 {
-                    return new ControlLink.CheckpointAnswer(-22, 0, "not a secondary");
+                    return new PeerControl.CheckpointAnswer(-22, 0, "not a secondary");
                 }
-                return new ControlLink.CheckpointAnswer(0, secondaryEpoch.incrementAndGet(), "");
+                return new PeerControl.CheckpointAnswer(0, secondaryEpoch.incrementAndGet(), "");
             }
 
             @Override
@@ -123,19 +128,19 @@ class ControlLinkTest
     {
         final ControlLinkListener listener = listener();
         final ControlLink primary = connect(listener.port(), hello(DISK, CLUSTER, 50, 500));
-        final ControlLink secondary = accepted.poll(5, TimeUnit.SECONDS);
+        final PeerControl secondary = accepted.poll(5, TimeUnit.SECONDS);
         assertNotNull(secondary);
         closeables.add(secondary);
         for (int epoch = 1; epoch <= 3; epoch++)
         {
-            final ControlLink.CheckpointAnswer answer =
+            final PeerControl.CheckpointAnswer answer =
                 primary.checkpointPeer(System.nanoTime() + TimeUnit.SECONDS.toNanos(5), epoch - 1);
-            assertEquals(new ControlLink.CheckpointAnswer(0, epoch, ""), answer);
+            assertEquals(new PeerControl.CheckpointAnswer(0, epoch, ""), answer);
             assertEquals("prepare " + (epoch - 1), secondaryEvents.poll());
         }
         Thread.sleep(300); // several heartbeat intervals: the link must stay up on heartbeats alone
-        assertEquals(ControlLink.State.UP, primary.state());
-        assertEquals(ControlLink.State.UP, secondary.state());
+        assertEquals(PeerControl.State.UP, primary.state());
+        assertEquals(PeerControl.State.UP, secondary.state());
         assertTrue(primary.silenceMillis() < 300, "silence " + primary.silenceMillis());
     }
 
@@ -143,16 +148,16 @@ class ControlLinkTest
     void mismatchedDisksAreRefusedWithANamedReason() throws Exception
     {
         final ControlLinkListener listener = listener();
-        final ControlRefusedException size = assertThrows(ControlRefusedException.class,
+        final PeerRefusedException size = assertThrows(PeerRefusedException.class,
             () -> connect(listener.port(), hello(DISK + 4096, CLUSTER, 50, 500)));
-        assertEquals(ControlProtocol.REFUSE_DISK_SIZE, size.code());
+        assertEquals(RefusalCode.DISK_SIZE, size.code());
         assertTrue(size.getMessage().contains("(disk-size): size " + (DISK + 4096)), size.getMessage());
-        final ControlRefusedException cluster = assertThrows(ControlRefusedException.class,
+        final PeerRefusedException cluster = assertThrows(PeerRefusedException.class,
             () -> connect(listener.port(), hello(DISK, 4096, 50, 500)));
-        assertEquals(ControlProtocol.REFUSE_CLUSTER_SIZE, cluster.code());
-        final ControlRefusedException heartbeat = assertThrows(ControlRefusedException.class,
+        assertEquals(RefusalCode.CLUSTER_SIZE, cluster.code());
+        final PeerRefusedException heartbeat = assertThrows(PeerRefusedException.class,
             () -> connect(listener.port(), hello(DISK, CLUSTER, 500, 500)));
-        assertEquals(ControlProtocol.REFUSE_PROTOCOL, heartbeat.code());
+        assertEquals(RefusalCode.PROTOCOL, heartbeat.code());
     }
 
     @Test
@@ -174,7 +179,7 @@ class ControlLinkTest
             assertEquals(ControlProtocol.REFUSE, in.readShort());
             in.readLong();
             in.readInt();
-            assertEquals(ControlProtocol.REFUSE_VERSION, in.readShort());
+            assertEquals(RefusalCode.VERSION.wireCode(), in.readShort());
         }
     }
 
@@ -189,7 +194,7 @@ class ControlLinkTest
                 try (Socket socket = mute.accept())
                 {
                     final DataInputStream in = new DataInputStream(socket.getInputStream());
-                    in.readFully(new byte[ControlProtocol.HEADER_LENGTH + Hello.LENGTH]);
+                    in.readFully(new byte[ControlProtocol.HEADER_LENGTH + HelloCodec.LENGTH]);
                     final DataOutputStream out = new DataOutputStream(socket.getOutputStream());
                     out.writeInt(ControlProtocol.MAGIC);
                     out.writeShort(ControlProtocol.VERSION);
@@ -208,14 +213,14 @@ class ControlLinkTest
             });
             final long start = System.nanoTime();
             final ControlLink primary = connect(mute.getLocalPort(), hello(DISK, CLUSTER, 50, 300));
-            final ControlLink.CheckpointAnswer answer =
+            final PeerControl.CheckpointAnswer answer =
                 primary.checkpointPeer(System.nanoTime() + TimeUnit.SECONDS.toNanos(5), 0);
             final long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
             assertEquals(-32, answer.result(), answer.toString());
             assertTrue(elapsedMillis >= 300 && elapsedMillis < 2000, "lost after " + elapsedMillis + " ms");
             final String event = primaryEvents.poll(5, TimeUnit.SECONDS);
             assertEquals("lost: no heartbeat from " + primary.peerName() + " for 300 ms", event);
-            assertEquals(ControlLink.State.LOST, primary.state());
+            assertEquals(PeerControl.State.LOST, primary.state());
             peer.interrupt();
         }
     }
@@ -225,12 +230,12 @@ class ControlLinkTest
     {
         final ControlLinkListener listener = listener();
         final ControlLink primary = connect(listener.port(), hello(DISK, CLUSTER, 50, 500));
-        final ControlLink secondary = accepted.poll(5, TimeUnit.SECONDS);
+        final PeerControl secondary = accepted.poll(5, TimeUnit.SECONDS);
         closeables.add(secondary);
         secondary.goodbye(true, "took over");
         assertEquals("goodbye true: took over", primaryEvents.poll(5, TimeUnit.SECONDS));
-        assertEquals(ControlLink.State.GONE, primary.state());
-        assertEquals(ControlLink.State.CLOSED, secondary.state());
+        assertEquals(PeerControl.State.GONE, primary.state());
+        assertEquals(PeerControl.State.CLOSED, secondary.state());
         assertEquals(-32, primary.checkpointPeer(System.nanoTime() + 1_000_000_000L, 0).result());
         Thread.sleep(200);
         assertTrue(secondaryEvents.isEmpty(), secondaryEvents.toString());
