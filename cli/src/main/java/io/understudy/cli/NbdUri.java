@@ -5,11 +5,8 @@ import picocli.CommandLine;
 import java.net.URI;
 import java.net.URISyntaxException;
 
-/**
- * A replication peer address {@code nbd://HOST:PORT/EXPORT} (port 10809 if omitted). The scheme picks the
- * transport; this build speaks {@code nbd} only and says so for any other scheme.
- */
-record NbdUri(String host, int port, String export)
+/** A replication peer address over NBD: {@code nbd://HOST:PORT/EXPORT} (port 10809 if omitted). */
+record NbdUri(String host, int port, String export) implements PeerUri
 {
     static final int DEFAULT_PORT = 10809;
 
@@ -33,15 +30,9 @@ record NbdUri(String host, int port, String export)
         {
             throw new CommandLine.TypeConversionException("'" + text + "' is not a URI: " + e.getReason());
         }
-        if (uri.getScheme() == null)
-        {
-            throw new CommandLine.TypeConversionException("'" + text + "' has no transport scheme: expected " +
-                "nbd://HOST:PORT/EXPORT");
-        }
         if (!"nbd".equals(uri.getScheme()))
         {
-            throw new CommandLine.TypeConversionException("unsupported transport '" + uri.getScheme() + "' in '" +
-                text + "': this build speaks nbd://HOST:PORT/EXPORT only");
+            throw new CommandLine.TypeConversionException("'" + text + "' is not nbd://HOST:PORT/EXPORT");
         }
         if (uri.getHost() == null)
         {

@@ -9,14 +9,11 @@ import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.PeerControl;
-import io.understudy.engine.link.PeerRefusedException;
 import io.understudy.engine.replication.ControlResult;
 import io.understudy.engine.replication.ErrorLatch;
 import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationPrimary;
 import io.understudy.engine.replication.ReplicationStage;
-import io.understudy.nbd.client.NbdClientDevice;
-import io.understudy.nbd.control.ControlLink;
 import io.understudy.nbd.server.NbdServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -24,27 +21,27 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.net.ConnectException;
-import java.net.InetSocketAddress;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
 
 /**
  * {@code understudy primary}: the primary sidecar. Serves the guest's disk on {@code --socket}, forwards every
- * write to the peer's NBD sink and links to an Understudy secondary's control link (checkpoint coordination,
- * heartbeats); a peer without a control link is a plain NBD server whose checkpoints an orchestrator runs.
+ * write to the peer over NBD or Aeron and links to an Understudy secondary's control link (checkpoint
+ * coordination, heartbeats); an NBD peer without a control link is a plain NBD server (or QEMU) whose
+ * checkpoints an orchestrator runs.
  */
 @Command(
     name = "primary",
     mixinStandardHelpOptions = true,
     description = {
         "Run the primary sidecar: the guest's disk is served on --socket, writes are forwarded to --peer",
-        "(nbd://HOST:PORT/EXPORT; the scheme picks the transport), the secondary's control link is reached at",
-        "--peer-control (default: the peer's host and port + 1; if nobody answers there the peer is treated",
-        "as a plain NBD server). Runs until SIGINT or SIGTERM, then drains, flushes and exits 0."})
+        "(the scheme picks the transport). Over NBD the secondary's control link is reached at --peer-control",
+        "(default: the peer's host and port + 1; if nobody answers there the peer is treated as a plain NBD",
+        "server); over Aeron it shares the peer's channel. Runs until SIGINT or SIGTERM, then drains, flushes",
+        "and exits 0."})
 final class PrimaryCommand implements Callable<Integer>
 {
     static final String GUEST_EXPORT = "pvm";
@@ -52,12 +49,12 @@ final class PrimaryCommand implements Callable<Integer>
     @Mixin
     ReplicaOptions replica;
 
-    @Option(names = "--peer", required = true, paramLabel = "nbd://HOST:PORT/EXPORT",
-        converter = NbdUri.Converter.class, description = "The secondary's forwarding sink.")
-    NbdUri peerUri;
+    @Option(names = "--peer", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
+        description = "The secondary's forwarding sink: " + PeerUri.USAGE + ".")
+    PeerUri peerUri;
 
     @Option(names = "--peer-control", paramLabel = "HOST:PORT", converter = ListenAddress.Converter.class,
-        description = "The secondary's control link (default: --peer's host, port + 1).")
+        description = "NBD only: the secondary's control link (default: --peer's host, port + 1).")
     ListenAddress peerControl;
 
     @Option(names = "--connect-timeout-ms", paramLabel = "MS", defaultValue = "10000",
@@ -68,7 +65,8 @@ final class PrimaryCommand implements Callable<Integer>
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
-    private ReplicationPrimary primary;
+    /** Volatile: the link listener may run before the primary exists, on the link's thread. */
+    private volatile ReplicationPrimary primary;
     private PrintWriter out;
     /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
     private boolean forwardingLossAnnounced;
@@ -82,25 +80,20 @@ final class PrimaryCommand implements Callable<Integer>
         try (DiskLock _ = DiskLock.acquire(replica.disk, true);
             IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine);
-            NbdClientDevice sink = connectSink())
+            PeerConnection connection = connectPeer(disk.size()))
         {
-            if (sink.size() != disk.size())
-            {
-                throw new UserException("the peer's export has " + sink.size() + " bytes, " + replica.disk + " " +
-                    disk.size() + ": they must be equal");
-            }
-            primary = new ReplicationPrimary(disk, sink, replica.shared, (int)replica.clusterSize,
+            primary = new ReplicationPrimary(disk, connection.forwarding(), replica.shared, (int)replica.clusterSize,
                 TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
             try (ReplicationPrimary _ = primary;
                 DutyCycle _ = new DutyCycle("primary-duty", this::dutyCycle))
             {
-                linkToSecondary();
+                adoptControl(connection);
                 final ControlResult started = primary.start(ReplicationMode.PRIMARY);
                 if (!started.ok())
                 {
                     throw new UserException("start failed: " + started.reason());
                 }
-                serve(shutdown);
+                serve(shutdown, connection);
             }
             finally
             {
@@ -120,25 +113,26 @@ final class PrimaryCommand implements Callable<Integer>
         {
             throw new UserException("--connect-timeout-ms must be positive");
         }
-        if (peerUri.port() == 0)
+        replica.validateTransport(peerUri, "--peer");
+        if (peerUri instanceof NbdUri nbd && peerControl == null)
         {
-            throw new UserException("--peer needs the peer's port: " + peerUri);
+            peerControl = new ListenAddress(nbd.host(), nbd.port() + 1);
         }
-        if (peerControl == null)
+        if (peerUri instanceof AeronUri && peerControl != null)
         {
-            peerControl = new ListenAddress(peerUri.host(), peerUri.port() + 1);
+            throw new UserException("--peer-control is for NBD peers: over Aeron the control messages share the " +
+                "peer's channel");
         }
     }
 
-    private void serve(final ShutdownSignal shutdown) throws InterruptedException
+    private void serve(final ShutdownSignal shutdown, final PeerConnection connection) throws InterruptedException
     {
         try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
             ControlServer control = startControl())
         {
             out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +
-                "forwarding to %s, control link %s, control socket %s%n", replica.shared ? "shared" : "non-shared",
-                primary.size(), replica.clusterSize, replica.socket, peerUri,
-                peer.link() != null ? peer.link().peerName() : "none (plain NBD peer)", control.path());
+                "%s, control socket %s%n", replica.shared ? "shared" : "non-shared", primary.size(),
+                replica.clusterSize, replica.socket, connection.describe(), control.path());
             out.flush();
             final String signal = shutdown.await();
             out.printf("understudy: %s received: draining, flushing%n", signal);
@@ -146,55 +140,42 @@ final class PrimaryCommand implements Callable<Integer>
         }
     }
 
-    private NbdClientDevice connectSink()
+    /** The hello carries the epoch the primary starts at; heartbeats read the live epoch once it runs. */
+    private PeerConnection connectPeer(final long diskSize)
     {
-        final long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(connectTimeoutMillis);
-        final InetSocketAddress address = new InetSocketAddress(peerUri.host(), peerUri.port());
-        while (true)
+        final Hello hello = new Hello(diskSize, (int)replica.clusterSize, replica.shared,
+            ThreadLocalRandom.current().nextLong(), 0, replica.heartbeatMillis, replica.heartbeatTimeoutMillis);
+        final LongSupplier epoch = () ->
         {
-            try
-            {
-                return NbdClientDevice.connect(address, peerUri.export());
-            }
-            catch (final IOException e)
-            {
-                if (!(e.getCause() instanceof ConnectException) || System.nanoTime() - deadline >= 0)
-                {
-                    throw new UserException("cannot reach the peer " + peerUri + ": " + e.getMessage(), e);
-                }
-                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
-            }
-        }
+            final ReplicationPrimary current = primary;
+            return current == null ? 0 : current.epoch();
+        };
+        return switch (peerUri)
+        {
+            case NbdUri nbd -> NbdPeerConnection.connect(nbd, peerControl, hello, connectTimeoutMillis, epoch,
+                new LinkListener());
+            case AeronUri aeron -> AeronPeerConnection.connect(aeron, replica.aeronDir, hello, connectTimeoutMillis,
+                epoch, new LinkListener());
+        };
     }
 
-    /** A refusal is fatal (a mismatched pair must not replicate); nobody answering means a foreign peer. */
-    private void linkToSecondary()
+    /** A link lost before the primary existed is reported now: the listener had nobody to tell. */
+    private void adoptControl(final PeerConnection connection)
     {
-        final Hello hello = new Hello(primary.size(), primary.clusterSize(), replica.shared,
-            ThreadLocalRandom.current().nextLong(), primary.epoch(), replica.heartbeatMillis,
-            replica.heartbeatTimeoutMillis);
-        final InetSocketAddress address = new InetSocketAddress(peerControl.host(), peerControl.port());
-        try
+        final PeerControl control = connection.control();
+        if (control == null)
         {
-            peer.link(ControlLink.connect(address, hello, replica.heartbeatTimeoutMillis, primary::epoch,
-                new LinkListener()));
-            out.printf("understudy: control link up to %s (heartbeat %d ms, timeout %d ms)%n", address,
-                replica.heartbeatMillis, replica.heartbeatTimeoutMillis);
+            peer.foreign(connection.describe());
         }
-        catch (final PeerRefusedException e)
+        else
         {
-            throw new UserException(e.getMessage(), e);
+            peer.link(control);
+            if (control.state() != PeerControl.State.UP)
+            {
+                primary.link().fail(-Errno.ETIMEDOUT, "control link: " + control.reason());
+            }
         }
-        catch (final ConnectException e)
-        {
-            peer.foreign("no control link answers at " + peerControl.host() + ":" + peerControl.port());
-            out.printf("understudy: no control link answers at %s: the peer is a plain NBD server; checkpoint " +
-                "drains and flushes the forwarded writes, the orchestrator checkpoints the peer%n", address);
-        }
-        catch (final IOException e)
-        {
-            throw new UserException("control link " + address + ": " + e.getMessage(), e);
-        }
+        out.printf("understudy: %s%n", connection.describe());
         out.flush();
     }
 
@@ -305,7 +286,12 @@ final class PrimaryCommand implements Callable<Integer>
         @Override
         public void onLost(final String reason)
         {
-            primary.link().fail(-Errno.ETIMEDOUT, "control link: " + reason);
+            final ReplicationPrimary current = primary;
+            if (current == null)
+            {
+                return;
+            }
+            current.link().fail(-Errno.ETIMEDOUT, "control link: " + reason);
             out.printf("understudy: peer lost: %s; the pair is degraded, the dirty bitmap is kept%n", reason);
             out.flush();
         }
@@ -313,7 +299,12 @@ final class PrimaryCommand implements Callable<Integer>
         @Override
         public void onGoodbye(final boolean failover, final String reason)
         {
-            primary.link().fail(-Errno.ESHUTDOWN, "the secondary ended replication: " + reason);
+            final ReplicationPrimary current = primary;
+            if (current == null)
+            {
+                return;
+            }
+            current.link().fail(-Errno.ESHUTDOWN, "the secondary ended replication: " + reason);
             out.printf("understudy: the secondary ended the control link%s: %s; the pair is degraded%n",
                 failover ? " (it took over)" : "", reason);
             out.flush();

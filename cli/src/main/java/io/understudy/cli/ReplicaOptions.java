@@ -46,9 +46,28 @@ final class ReplicaOptions
         description = "I/O backend: auto, uring or threads (default: ${DEFAULT-VALUE}).")
     IoMode ioMode;
 
+    @Option(names = "--aeron-dir", paramLabel = "DIR",
+        description = "Aeron only: use the external media driver of this directory (e.g. `understudy " +
+            "media-driver`, needed for aeron:ipc between two daemons) instead of an embedded one.")
+    Path aeronDir;
+
     @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO",
         converter = InjectedFault.Converter.class, description = InjectedFault.DESCRIPTION)
     List<InjectedFault> faults = List.of();
+
+    /** Checks what only makes sense for one transport; {@code option} names the flag that gave the URI. */
+    void validateTransport(final PeerUri uri, final String option)
+    {
+        if (uri instanceof NbdUri && aeronDir != null)
+        {
+            throw new UserException("--aeron-dir is for aeron: URIs, and " + option + " is " + uri);
+        }
+        if (uri instanceof AeronUri aeron && aeron.isIpc() && aeronDir == null)
+        {
+            throw new UserException(option + " aeron:ipc needs --aeron-dir: both daemons must share one media " +
+                "driver (start one with `understudy media-driver --aeron-dir DIR`)");
+        }
+    }
 
     /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */
     void validate()

@@ -17,7 +17,6 @@ import io.understudy.engine.replication.ControlResult;
 import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationSecondary;
 import io.understudy.engine.replication.ReplicationStage;
-import io.understudy.nbd.control.ControlLinkListener;
 import io.understudy.nbd.server.NbdServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -34,17 +33,18 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code understudy secondary}: the secondary sidecar. Serves the forwarding sink (NBD on TCP, export named by
- * {@code --listen}), the SVM's disk A > H > S (NBD on {@code --socket}), the control link for an Understudy
- * primary (TCP, by default on the sink's port + 1) and the control socket, until SIGINT/SIGTERM.
+ * {@code understudy secondary}: the secondary sidecar. Serves the forwarding sink ({@code --listen}: an NBD export
+ * on TCP with the control link on a second port, or an Aeron channel carrying both), the SVM's disk A > H > S
+ * (NBD on {@code --socket}) and the control socket, until SIGINT/SIGTERM.
  */
 @Command(
     name = "secondary",
     mixinStandardHelpOptions = true,
     description = {
-        "Run the secondary sidecar: forwarded writes arrive on --listen (NBD), the SVM's disk is served on",
-        "--socket, the primary's control link is accepted on --control-listen (default: the --listen host and",
-        "port + 1; port 0 picks free ports for both), operator commands arrive on --control.",
+        "Run the secondary sidecar: forwarded writes arrive on --listen (NBD or Aeron), the SVM's disk is served",
+        "on --socket, operator commands arrive on --control. Over NBD the primary's control link is accepted on",
+        "--control-listen (default: the --listen host and port + 1; port 0 picks free ports for both); over",
+        "Aeron it shares the --listen channel.",
         "Replication starts at once (epoch 0, empty overlays). Runs until SIGINT or SIGTERM, then drains,",
         "flushes and exits 0. The disk, H and A are locked against other writers while the daemon runs.",
         "A run that did not end cleanly (see --state) leaves S unusable until resynchronised: the next start is",
@@ -67,12 +67,13 @@ final class SecondaryCommand implements Callable<Integer>
         description = "Active overlay A (the SVM's writes); created sparse, emptied.")
     Path active;
 
-    @Option(names = "--listen", required = true, paramLabel = "nbd://HOST:PORT/EXPORT",
-        converter = NbdUri.Converter.class, description = "Where the forwarding sink is served.")
-    NbdUri listen;
+    @Option(names = "--listen", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
+        description = "Where the forwarding sink is served: " + PeerUri.USAGE + ".")
+    PeerUri listen;
 
     @Option(names = "--control-listen", paramLabel = "HOST:PORT", converter = ListenAddress.Converter.class,
-        description = "Where the primary's control link is accepted (default: --listen's host, port + 1).")
+        description = "NBD only: where the primary's control link is accepted (default: --listen's host, " +
+            "port + 1).")
     ListenAddress controlListen;
 
     @Option(names = "--state", paramLabel = "FILE",
@@ -156,28 +157,35 @@ final class SecondaryCommand implements Callable<Integer>
         {
             throw new UserException("--state must differ from --disk, --hidden and --active");
         }
-        if (controlListen == null)
+        replica.validateTransport(listen, "--listen");
+        if (listen instanceof AeronUri && controlListen != null)
         {
-            controlListen = new ListenAddress(listen.host(), listen.port() == 0 ? 0 : listen.port() + 1);
+            throw new UserException("--control-listen is for NBD: over Aeron the control messages share the " +
+                "--listen channel");
         }
-        if (controlListen.port() != 0 && controlListen.port() == listen.port() &&
-            controlListen.host().equals(listen.host()))
+        if (listen instanceof NbdUri nbd)
         {
-            throw new UserException("--control-listen must differ from --listen");
+            if (controlListen == null)
+            {
+                controlListen = new ListenAddress(nbd.host(), nbd.port() == 0 ? 0 : nbd.port() + 1);
+            }
+            if (controlListen.port() != 0 && controlListen.port() == nbd.port() &&
+                controlListen.host().equals(nbd.host()))
+            {
+                throw new UserException("--control-listen must differ from --listen");
+            }
         }
     }
 
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
-        try (ControlLinkListener links = listenForPrimary();
-            NbdServer sink = Exports.tcp(secondary.sink(), listen);
+        try (SinkEndpoint sink = listenForPrimary();
             NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
             ControlServer control = startControl())
         {
-            out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): forwarding sink nbd://%s:%d/%s, " +
-                "control link %s:%d, SVM export nbd+unix:///?socket=%s, control socket %s%n",
-                replica.shared ? "shared" : "non-shared", secondary.view().size(), replica.clusterSize, listen.host(),
-                sink.tcpPort(), listen.export(), controlListen.host(), links.port(), replica.socket, control.path());
+            out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): %s, SVM export " +
+                "nbd+unix:///?socket=%s, control socket %s%n", replica.shared ? "shared" : "non-shared",
+                secondary.view().size(), replica.clusterSize, sink.describe(), replica.socket, control.path());
             out.flush();
             final String signal = shutdown.await();
             out.printf("understudy: %s received: draining, flushing%n", signal);
@@ -186,18 +194,15 @@ final class SecondaryCommand implements Callable<Integer>
         }
     }
 
-    private ControlLinkListener listenForPrimary()
+    private SinkEndpoint listenForPrimary()
     {
-        try
+        return switch (listen)
         {
-            return new ControlLinkListener(controlListen.host(), controlListen.port(),
+            case NbdUri nbd -> NbdSinkEndpoint.listen(nbd, controlListen, secondary.sink(),
                 replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor());
-        }
-        catch (final IOException e)
-        {
-            throw new UserException("control link " + controlListen.host() + ":" + controlListen.port() + ": " +
-                e.getMessage(), e);
-        }
+            case AeronUri aeron -> AeronSinkEndpoint.listen(aeron, replica.aeronDir, secondary.sink(),
+                replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor());
+        };
     }
 
     private ControlServer startControl()

@@ -99,13 +99,32 @@ class ReplicaArgumentsTest
     @Test
     void transportIsChosenByTheUriSchemeAndOthersAreRejected() throws IOException
     {
-        assertEquals(2, run(secondary("--listen", "aeron:udp?endpoint=1.2.3.4:5").toArray(String[]::new)));
-        assertTrue(err.toString().contains("unsupported transport 'aeron'"), err.toString());
+        assertEquals(2, run(secondary("--listen", "aeron:udp?interface=1.2.3.4").toArray(String[]::new)));
+        assertTrue(err.toString().contains("names no endpoint"), err.toString());
+        assertEquals(2, run(secondary("--listen", "aeron:tcp?endpoint=1.2.3.4:5").toArray(String[]::new)));
+        assertTrue(err.toString().contains("Aeron media must be udp or ipc"), err.toString());
+        assertEquals(1, run(primary("--peer", "aeron:ipc").toArray(String[]::new)));
+        assertTrue(err.toString().contains("aeron:ipc needs --aeron-dir"), err.toString());
+        assertEquals(1, run(primary("--peer", "aeron:udp?endpoint=127.0.0.1:5", "--peer-control", "127.0.0.1:6")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--peer-control is for NBD peers"), err.toString());
+        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:5/x", "--aeron-dir", "/dev/shm/x")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--aeron-dir is for aeron: URIs"), err.toString());
         assertEquals(2, run(primary("--peer", "tcp://127.0.0.1:10809/colo").toArray(String[]::new)));
         assertTrue(err.toString().contains("unsupported transport 'tcp'"), err.toString());
         assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:10809").toArray(String[]::new)));
         assertTrue(err.toString().contains("must name one export"), err.toString());
         assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:10809/a?x=1").toArray(String[]::new)));
+    }
+
+    @Test
+    void aeronUrisKeepTheChannelAndNameTheEndpoint()
+    {
+        assertEquals(new AeronUri("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192", "10.0.0.2", 40123),
+            PeerUri.parse("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192"));
+        assertTrue(((AeronUri)PeerUri.parse("aeron:ipc")).isIpc());
+        assertThrows(CommandLine.TypeConversionException.class, () -> PeerUri.parse("aeron:udp?endpoint=x:99999"));
     }
 
     @Test

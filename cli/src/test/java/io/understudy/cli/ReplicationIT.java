@@ -132,7 +132,7 @@ class ReplicationIT
         // A restarted primary must not resume replication silently: its disk may hold writes S never saw.
         final Commands.Result restarted = understudy(primaryArgs.toArray(String[]::new));
         assertEquals(1, restarted.exitCode(), restarted.output());
-        assertTrue(restarted.output().contains("refused the control link (not-running): the previous primary's " +
+        assertTrue(restarted.output().contains("refused the link (not-running): the previous primary's " +
             "link ended"), restarted.output());
 
         System.out.println("failover: " + understudyOk("failover", "--control", secondaryControl.toString()).strip());
@@ -380,7 +380,7 @@ class ReplicationIT
             dir.resolve("late.sock").toString(), "--control", dir.resolve("late.ctl").toString(), "--peer", sink,
             "--peer-control", "127.0.0.1:" + ready.group(2));
         assertEquals(1, refused.exitCode(), refused.output());
-        assertTrue(refused.output().contains("refused the control link (epoch): the primary is at epoch 0, the " +
+        assertTrue(refused.output().contains("refused the link (epoch): the primary is at epoch 0, the " +
             "secondary at 1"), refused.output());
         assertEquals(0, secondary.terminate(STOP), secondary.output());
         assertRange(secondaryDisk, 8 * MIB, 8 * MIB, 0x22);
