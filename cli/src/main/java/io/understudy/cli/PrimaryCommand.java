@@ -292,6 +292,21 @@ final class PrimaryCommand implements Callable<Integer>
                 return;
             }
             current.link().fail(-Errno.ETIMEDOUT, "control link: " + reason);
+            if (replica.onPeerLoss == PeerLossAction.FAILOVER)
+            {
+                out.printf("understudy: peer lost: %s; --on-peer-loss failover: dropping the secondary, serving " +
+                    "alone, the dirty bitmap is kept%n", reason);
+                out.flush();
+                Thread.ofVirtual().name("peer-loss-failover").start(() ->
+                {
+                    final ControlResult result = current.stop(true,
+                        TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis));
+                    out.printf("understudy: automatic failover %s (state %s)%n", result.ok() ? "done" :
+                        "failed: " + result.reason(), current.state().label());
+                    out.flush();
+                });
+                return;
+            }
             out.printf("understudy: peer lost: %s; the pair is degraded, the dirty bitmap is kept%n", reason);
             out.flush();
         }

@@ -46,6 +46,11 @@ final class ReplicaOptions
         description = "I/O backend: auto, uring or threads (default: ${DEFAULT-VALUE}).")
     IoMode ioMode;
 
+    @Option(names = "--on-peer-loss", paramLabel = "ACTION", defaultValue = "report",
+        description = "What to do when the peer's heartbeats stop: report (default) or failover. Without a " +
+            "witness, failover on a partition makes both sides survivors (split brain): see the README.")
+    PeerLossAction onPeerLoss;
+
     @Option(names = "--aeron-dir", paramLabel = "DIR",
         description = "Aeron only: use the external media driver of this directory (e.g. `understudy " +
             "media-driver`, needed for aeron:ipc between two daemons) instead of an embedded one.")

@@ -17,6 +17,10 @@ import java.util.zip.CRC32C;
  * resynchronised from the primary. Every phase change is written in place and forced to the device before the
  * step it announces starts; the record is one 64-byte block, smaller than any device's atomic write unit, and its
  * CRC-32C tells a torn or foreign file from a valid one.
+ * <p>
+ * The generation names the pair S belongs to: the generation id of the primary whose hello the secondary
+ * accepted, or a fresh one once a failover made S the survivor's own disk (DRBD's generation identifiers are the
+ * model). It is what tells a stale peer from the pair's own.
  *
  * <pre>
  *    0                   4                   8
@@ -27,7 +31,7 @@ import java.util.zip.CRC32C;
  *   +-------------------+-----------------------+
  *   | epoch (s64): last completed checkpoint     | 16
  *   +-------------------------------------------+
- *   | generation (s64): random id of the run     | 24
+ *   | generation (s64): the pair's generation   | 24
  *   +-------------------+-----------------------+
  *   | flags (u32)       | reserved (0)          | 32
  *   +-------------------+-----------------------+
@@ -75,7 +79,8 @@ final class ReplicaStateFile implements AutoCloseable
     private final FileChannel channel;
     private final ByteBuffer block = ByteBuffer.allocateDirect(LENGTH).order(ByteOrder.LITTLE_ENDIAN);
     private final CRC32C crc = new CRC32C();
-    private final long generation;
+    /** Guarded by this: written with every record. */
+    private long generation;
 
     private ReplicaStateFile(final Path path, final FileChannel channel, final long generation)
     {
@@ -135,7 +140,7 @@ final class ReplicaStateFile implements AutoCloseable
             buffer.getInt(FLAGS_OFFSET));
     }
 
-    /** Opens (creating if needed) the file at {@code path} for the run identified by {@code generation}. */
+    /** Opens (creating if needed) the file at {@code path}; records carry {@code generation} until changed. */
     static ReplicaStateFile open(final Path path, final long generation)
     {
         try
@@ -154,6 +159,17 @@ final class ReplicaStateFile implements AutoCloseable
         {
             throw new UserException(path + ": cannot open the replication state (" + e.getMessage() + ")", e);
         }
+    }
+
+    /** Sets the generation the next records carry (a new link adopted, or bumped by a failover). */
+    synchronized void generation(final long pairGeneration)
+    {
+        generation = pairGeneration;
+    }
+
+    synchronized long generation()
+    {
+        return generation;
     }
 
     /**

@@ -284,10 +284,30 @@ final class SecondaryCommand implements Callable<Integer>
                     Errno.name(committed)) + "; state " + secondary.state().label());
             }
             cleanFlags = ReplicaStateFile.FLAG_FAILED_OVER;
+            // S is now the survivor's own disk: a new generation, which no old primary carries.
+            state.generation(ThreadLocalRandom.current().nextLong());
             state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
+            out.printf("understudy: failed over at epoch %d: S is the survivor's disk, generation now %x%n",
+                secondary.epoch(), state.generation());
+            out.flush();
         }
         return reply.put("committed-bytes", secondary.committedBytes())
             .put("commit-ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+    }
+
+    /** The --on-peer-loss failover action; its outcome is in the log and in status. */
+    private void failoverOnPeerLoss()
+    {
+        try
+        {
+            final ObjectNode reply = failover(TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis));
+            out.printf("understudy: automatic failover done: %s%n", reply);
+        }
+        catch (final ControlException | UserException e)
+        {
+            out.printf("understudy: automatic failover failed: %s%n", e.getMessage());
+        }
+        out.flush();
     }
 
     /**
@@ -333,10 +353,12 @@ final class SecondaryCommand implements Callable<Integer>
                 " (epoch " + previous.epoch() + "): S may hold primary writes of an unfinished epoch; resynchronise " +
                 "S from the primary, then start with --resynced");
         }
-        if (previous != null && (previous.flags() & ReplicaStateFile.FLAG_FAILED_OVER) != 0)
+        if (previous != null && (previous.flags() & ReplicaStateFile.FLAG_FAILED_OVER) != 0 && !resynced)
         {
-            out.printf("understudy: note: %s is the survivor's disk of a failover at epoch %d%n", replica.disk,
-                previous.epoch());
+            throw new UserException("split-brain guard (rule SB-SURVIVOR): " + replica.disk + " is the survivor's " +
+                "disk of a failover at epoch " + previous.epoch() + " (generation " +
+                Long.toHexString(previous.generation()) + "); it may hold writes the old primary never saw. Run " +
+                "it as a primary, or resynchronise it from the current primary and start with --resynced");
         }
         return ReplicaStateFile.open(statePath, ThreadLocalRandom.current().nextLong());
     }
@@ -392,6 +414,12 @@ final class SecondaryCommand implements Callable<Integer>
         @Override
         public LinkAcceptor.Refusal check(final Hello hello)
         {
+            if (cleanFlags == ReplicaStateFile.FLAG_FAILED_OVER)
+            {
+                return new LinkAcceptor.Refusal(RefusalCode.GENERATION, "rule SB-STALE-PRIMARY: this secondary " +
+                    "failed over (generation " + Long.toHexString(state.generation()) + "); its disk is the " +
+                    "survivor's: resynchronise the old primary from it");
+            }
             if (secondary.stage() != ReplicationStage.RUNNING)
             {
                 return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the secondary is " +
@@ -417,11 +445,19 @@ final class SecondaryCommand implements Callable<Integer>
                 return new LinkAcceptor.Refusal(RefusalCode.BUSY, "a primary is linked already (" +
                     peer.link().peerName() + ")");
             }
-            if (peer.link() != null)
+            if (peer.link() != null && hello.generationId() != state.generation())
             {
                 // The pair diverged when the old link ended: the new primary's disk may hold writes S never saw.
-                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the previous primary's " +
-                    "link ended (" + peer.link().reason() + "): fail over, or restart the pair with a full resync");
+                return new LinkAcceptor.Refusal(RefusalCode.GENERATION, "rule SB-OTHER-GENERATION: the primary " +
+                    "is of generation " + Long.toHexString(hello.generationId()) + ", the pair of " +
+                    Long.toHexString(state.generation()) + " whose link ended (" + peer.link().reason() + "): fail " +
+                    "over, or restart the pair with a full resync");
+            }
+            if (peer.link() != null)
+            {
+                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the previous link of this primary " +
+                    "ended (" + peer.link().reason() + "): replication never resumes silently; fail over, or " +
+                    "restart the pair with a full resync");
             }
             if (hello.epoch() != secondary.epoch())
             {
@@ -453,6 +489,13 @@ final class SecondaryCommand implements Callable<Integer>
                 @Override
                 public void onLost(final String reason)
                 {
+                    if (replica.onPeerLoss == PeerLossAction.FAILOVER)
+                    {
+                        out.printf("understudy: peer lost: %s; --on-peer-loss failover: failing over%n", reason);
+                        out.flush();
+                        Thread.ofVirtual().name("peer-loss-failover").start(SecondaryCommand.this::failoverOnPeerLoss);
+                        return;
+                    }
                     out.printf("understudy: peer lost: %s (failover is an operator action: understudy failover " +
                         "--control %s)%n", reason, replica.control);
                     out.flush();
@@ -471,6 +514,15 @@ final class SecondaryCommand implements Callable<Integer>
         @Override
         public void onLink(final PeerControl link, final Hello hello)
         {
+            synchronized (state)
+            {
+                // Durable before the first forwarded write: a restart must know which pair S belongs to.
+                state.generation(hello.generationId());
+                if (secondary.stage() == ReplicationStage.RUNNING)
+                {
+                    state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
+                }
+            }
             peer.link(link);
             out.printf("understudy: primary linked from %s (generation %x, heartbeat %d ms, timeout %d ms)%n",
                 link.peerName(), hello.generationId(), hello.heartbeatIntervalMillis(), hello.heartbeatTimeoutMillis());

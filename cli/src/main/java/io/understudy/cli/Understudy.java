@@ -35,6 +35,7 @@ public final class Understudy
     public static CommandLine commandLine()
     {
         final CommandLine commandLine = new CommandLine(new Understudy());
+        commandLine.setCaseInsensitiveEnumValuesAllowed(true);
         commandLine.setExecutionExceptionHandler((exception, cmd, parseResult) ->
         {
             // Expected failures carry a message meant for the user: print it alone, no stack trace.

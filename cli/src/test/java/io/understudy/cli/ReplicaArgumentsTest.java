@@ -119,6 +119,15 @@ class ReplicaArgumentsTest
     }
 
     @Test
+    void peerLossActionIsReportOrFailover() throws IOException
+    {
+        assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:5/x", "--on-peer-loss", "panic")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--on-peer-loss") && err.toString().contains("REPORT, FAILOVER"),
+            err.toString());
+    }
+
+    @Test
     void aeronUrisKeepTheChannelAndNameTheEndpoint()
     {
         assertEquals(new AeronUri("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192", "10.0.0.2", 40123),

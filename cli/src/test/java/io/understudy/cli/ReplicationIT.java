@@ -132,10 +132,13 @@ class ReplicationIT
         // A restarted primary must not resume replication silently: its disk may hold writes S never saw.
         final Commands.Result restarted = understudy(primaryArgs.toArray(String[]::new));
         assertEquals(1, restarted.exitCode(), restarted.output());
-        assertTrue(restarted.output().contains("refused the link (not-running): the previous primary's " +
-            "link ended"), restarted.output());
+        assertTrue(restarted.output().contains("refused the link (generation): rule SB-OTHER-GENERATION"),
+            restarted.output());
 
         System.out.println("failover: " + understudyOk("failover", "--control", secondaryControl.toString()).strip());
+        final Commands.Result stale = understudy(primaryArgs.toArray(String[]::new));
+        assertEquals(1, stale.exitCode(), stale.output());
+        assertTrue(stale.output().contains("refused the link (generation): rule SB-STALE-PRIMARY"), stale.output());
         final JsonNode done = status(secondaryControl);
         assertEquals("done", done.path("state").asText(), done.toString());
         assertEquals(1, done.path("epoch").asLong(), done.toString());
@@ -149,6 +152,32 @@ class ReplicationIT
         assertEquals(ReplicaStateFile.Phase.CLEAN, state.phase(), state.toString());
         assertEquals(ReplicaStateFile.FLAG_FAILED_OVER, state.flags(), state.toString());
         assertEquals(1, state.epoch(), state.toString());
+
+        // The survivor's disk never becomes a secondary again without a resync: the split-brain guard.
+        final Commands.Result again = understudy(secondaryArgs(false).toArray(String[]::new));
+        assertEquals(1, again.exitCode(), again.output());
+        assertTrue(again.output().contains("split-brain guard (rule SB-SURVIVOR)"), again.output());
+    }
+
+    /** {@code --on-peer-loss failover}: the secondary commits on its own once the primary's heartbeats stop. */
+    @Test
+    void secondaryFailsOverOnItsOwnWhenTheConfiguredPolicySaysSo() throws Exception
+    {
+        startPair(false, HEARTBEAT_TIMEOUT_MS, 3000, "--on-peer-loss", "failover");
+        qemuIo(unixUri(pvm), "write -P 0x44 0 1M");
+        understudyOk("checkpoint", "--control", primaryControl.toString());
+        qemuIo(unixUri(pvm), "write -P 0x22 8M 1M");          // unfinished epoch: rolled back by the failover
+        qemuIo(unixUri(svm), "write -P 0x33 4M 1M");
+        primary.kill();
+        secondary.awaitLine("automatic failover done", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 10_000));
+        final JsonNode done = status(secondaryControl);
+        assertEquals("done", done.path("state").asText(), done.toString());
+        qemuIo(unixUri(svm), "read -P 0x44 0 1M", "read -P 0x11 1M 3M", "read -P 0x33 4M 1M", "read -P 0x11 5M 11M");
+        assertEquals(0, secondary.terminate(STOP), secondary.output());
+        assertRange(secondaryDisk, 0, MIB, 0x44);
+        assertRange(secondaryDisk, MIB, 3 * MIB, 0x11);
+        assertRange(secondaryDisk, 4 * MIB, MIB, 0x33);
+        assertRange(secondaryDisk, 5 * MIB, 11 * MIB, 0x11);
     }
 
     /** Spec 3.2 over processes: the secondary crashes, the primary degrades, keeps the guest and the bitmap. */
@@ -441,10 +470,11 @@ class ReplicationIT
         startPair(shared, HEARTBEAT_TIMEOUT_MS, 3000);
     }
 
-    private void startPair(final boolean shared, final int heartbeatTimeoutMillis, final int ioTimeoutMillis)
-        throws Exception
+    private void startPair(
+        final boolean shared, final int heartbeatTimeoutMillis, final int ioTimeoutMillis,
+        final String... secondaryExtraArgs) throws Exception
     {
-        final Matcher ready = startSecondary(shared);
+        final Matcher ready = startSecondary(shared, secondaryExtraArgs);
         primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
         primaryControl = dir.resolve("primary.ctl");
