@@ -78,7 +78,7 @@ final class PrimaryCommand implements Callable<Integer>
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
         try (DiskLock _ = DiskLock.acquire(replica.disk, true);
-            IoEngine engine = IoEngines.create(replica.ioMode);
+            IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
             BlockDevice disk = open(engine);
             PeerConnection connection = connectPeer(disk.size()))
         {

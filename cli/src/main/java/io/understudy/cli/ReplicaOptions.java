@@ -56,6 +56,11 @@ final class ReplicaOptions
             "media-driver`, needed for aeron:ipc between two daemons) instead of an embedded one.")
     Path aeronDir;
 
+    @Option(names = "--io-workers", paramLabel = "N", defaultValue = "2",
+        description = "Worker threads of the thread backend, 0 for inline I/O on each connection's thread " +
+            "(default: ${DEFAULT-VALUE}).")
+    int ioWorkers;
+
     @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO",
         converter = InjectedFault.Converter.class, description = InjectedFault.DESCRIPTION)
     List<InjectedFault> faults = List.of();
@@ -93,6 +98,10 @@ final class ReplicaOptions
         {
             throw new UserException("--heartbeat-timeout-ms (" + heartbeatTimeoutMillis + ") must exceed " +
                 "--heartbeat-ms (" + heartbeatMillis + ")");
+        }
+        if (ioWorkers < 0 || ioWorkers > 64)
+        {
+            throw new UserException("--io-workers must be in [0, 64]");
         }
         if (ioTimeoutMillis <= 0)
         {

@@ -107,7 +107,7 @@ final class SecondaryCommand implements Callable<Integer>
             DiskLock _ = DiskLock.acquire(touch(hidden), true);
             DiskLock _ = DiskLock.acquire(touch(active), true);
             ReplicaStateFile _ = state = openState();
-            IoEngine engine = IoEngines.create(replica.ioMode);
+            IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
             BlockDevice disk = open(engine, options))
         {
             final FileOverlayStorage hiddenStorage = overlay(engine, hidden, disk.size(), options);

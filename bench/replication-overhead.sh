@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# What replication costs the guest: the same fio jobs as nbd-vs-peers.sh (fio's nbd engine on the VM-facing
+# unix socket) against an unreplicated `understudy serve`, and against a primary whose secondary runs beside it
+# over NBD (TCP loopback) and over Aeron UDP (loopback). Modes are interleaved over several rounds so that drift
+# of this shared machine hits every mode alike; a checkpoint is taken every CHECKPOINT_MS through the primary's
+# control socket, as COLO would. Prints per-row medians, each replicated mode's ratio to serve, and aeron/nbd.
+#
+#   bench/replication-overhead.sh
+#   ROUNDS=5 RUNTIME=20 SIZE=4G DIR=/var/tmp CHECKPOINT_MS=500 bench/replication-overhead.sh
+#   MODES="serve aeron-udp" bench/replication-overhead.sh
+#
+# Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
+# work too; on two hosts the secondary's cost moves off the primary.
+# Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
+set -euo pipefail
+root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+ROUNDS=${ROUNDS:-3}
+RUNTIME=${RUNTIME:-10}
+SIZE=${SIZE:-1G}
+DIR=${DIR:-/tmp}
+MODES=${MODES:-"serve nbd aeron-udp"}
+CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
+
+for tool in fio python3; do
+    command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }
+done
+
+work=$(mktemp -d "$DIR/understudy-repl-bench.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+primary_disk="$work/p.img"
+secondary_disk="$work/s.img"
+socket="$work/pvm.sock"
+results="$work/results.tsv"
+
+fio --name=fill --filename="$primary_disk" --size="$SIZE" --rw=write --bs=1M --ioengine=psync --end_fsync=1 \
+    --output=/dev/null
+"$root/bin/understudy" --version >/dev/null   # builds the jar now, not inside a timed run
+
+jobs=(
+  "4k-randread-qd32|--rw=randread --bs=4k --iodepth=32|iops"
+  "4k-randwrite-qd32|--rw=randwrite --bs=4k --iodepth=32|iops"
+  "1m-seqread-qd8|--rw=read --bs=1M --iodepth=8|mibs"
+  "1m-seqwrite-qd8|--rw=write --bs=1M --iodepth=8|mibs"
+  "4k-randwrite-qd1|--rw=randwrite --bs=4k --iodepth=1|iops"
+)
+
+await_line() { # log pattern
+    for _ in $(seq 1 600); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "replication-overhead: no '$2' in $1:" >&2; cat "$1" >&2; return 1
+}
+
+start_mode() {
+    rm -f "$work"/*.sock "$work"/*.ctl "$work"/h.img* "$work"/a.img
+    case "$1" in
+        serve)
+            "$root/bin/understudy" serve --disk "$primary_disk" --socket "$socket" >"$work/primary.log" 2>&1 &
+            pids+=($!)
+            await_line "$work/primary.log" "serving"
+            return ;;
+        nbd)       listen="nbd://127.0.0.1:0/colo" ;;
+        aeron-udp) listen="aeron:udp?endpoint=127.0.0.1:0" ;;
+    esac
+    cp --sparse=always "$primary_disk" "$secondary_disk"
+    "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
+        --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
+    pids+=($!)
+    await_line "$work/secondary.log" "secondary ready"
+    local peer
+    peer=$(grep -o 'forwarding sink [^ ,]*' "$work/secondary.log" | head -1 | cut -d' ' -f3)
+    local extra=()
+    if [ "$1" = nbd ]; then
+        extra=(--peer-control "127.0.0.1:$(grep -o 'control link 127.0.0.1:[0-9]*' "$work/secondary.log" | head -1 | cut -d: -f2)")
+    fi
+    "$root/bin/understudy" primary --disk "$primary_disk" --socket "$socket" --control "$work/p.ctl" \
+        --peer "$peer" "${extra[@]}" >"$work/primary.log" 2>&1 &
+    pids+=($!)
+    await_line "$work/primary.log" "primary ready"
+}
+
+stop_mode() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+
+# Checkpoints through the control socket's JSON protocol: a python loop, not a JVM per checkpoint.
+checkpointer() {
+    [ "$CHECKPOINT_MS" -gt 0 ] && [ -S "$work/p.ctl" ] || return 0
+    python3 - "$work/p.ctl" "$CHECKPOINT_MS" <<'PY' &
+import socket, sys, time
+path, period = sys.argv[1], int(sys.argv[2]) / 1000
+while True:
+    time.sleep(period)
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(path)
+        s.sendall(b'{"execute": "checkpoint"}\n'); s.recv(65536); s.close()
+    except OSError:
+        sys.exit(0)
+PY
+    pids+=($!)
+}
+
+run_fio() { # mode job-name fio-args metric(iops|mibs)
+    local out="$work/fio.json"
+    # shellcheck disable=SC2086
+    fio --name="$2" --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
+        --runtime="$RUNTIME" --ramp_time=1 --numjobs=1 --group_reporting --output-format=json --output="$out" $3
+    python3 - "$out" "$4" "$1" "$2" >>"$results" <<'PY'
+import json, sys
+path, metric, mode, job = sys.argv[1:5]
+j = json.load(open(path))["jobs"][0]
+side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
+value = side["iops"] if metric == "iops" else side["bw_bytes"] / 1048576
+print(f"{job}\t{mode}\t{value:.1f}")
+if job == "4k-randwrite-qd1":
+    print(f"4k-randwrite-qd1-p99\t{mode}\t{j['write']['clat_ns']['percentile']['99.000000'] / 1000:.1f}")
+PY
+}
+
+: >"$results"
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+        echo "round $round/$ROUNDS: $mode" >&2
+        start_mode "$mode"
+        checkpointer
+        fio --name=warmup --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
+            --runtime=3 --rw=randrw --bs=4k --iodepth=16 --output=/dev/null
+        for job in "${jobs[@]}"; do
+            IFS='|' read -r name args metric <<<"$job"
+            run_fio "$mode" "$name" "$args" "$metric"
+        done
+        stop_mode
+    done
+done
+
+python3 - "$results" "$MODES" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = defaultdict(lambda: defaultdict(list))
+order = []
+for line in open(sys.argv[1]):
+    job, mode, value = line.rstrip("\n").split("\t")
+    if job not in order:
+        order.append(job)
+    rows[job][mode].append(float(value))
+modes = sys.argv[2].split()
+replicated = [m for m in modes if m != "serve"]
+head = f"{'job':24}" + "".join(f"{m:>12}" for m in modes)
+head += "".join(f"{m + '/serve':>18}" for m in replicated if "serve" in modes)
+if "nbd" in modes and "aeron-udp" in modes:
+    head += f"{'aeron/nbd':>11}"
+print(head + "  unit")
+for job in order:
+    med = {m: statistics.median(rows[job][m]) for m in modes if rows[job][m]}
+    lower_better = job.endswith("p99")
+    def ratio(a, b):
+        if a not in med or b not in med:
+            return "n/a"
+        return f"{(med[b] / med[a] if lower_better else med[a] / med[b]):.2f}x"
+    line = f"{job:24}" + "".join(f"{med.get(m, float('nan')):>12.1f}" for m in modes)
+    line += "".join(f"{ratio(m, 'serve'):>18}" for m in replicated if "serve" in modes)
+    if "nbd" in modes and "aeron-udp" in modes:
+        line += f"{ratio('aeron-udp', 'nbd'):>11}"
+    unit = "p99 us (lower better)" if lower_better else ("MiB/s" if job.startswith("1m") else "IOPS")
+    print(line + "  " + unit)
+print("medians of the rounds; a ratio > 1 means the first mode is better (for p99: lower latency)")
+PY
