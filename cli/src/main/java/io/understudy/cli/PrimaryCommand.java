@@ -17,6 +17,7 @@ import io.understudy.nbd.control.ControlLink;
 import io.understudy.nbd.control.ControlRefusedException;
 import io.understudy.nbd.control.Hello;
 import io.understudy.nbd.server.NbdServer;
+import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -67,6 +68,8 @@ final class PrimaryCommand implements Callable<Integer>
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
+    private final ControlEvents events = new ControlEvents();
+    private final StatusWatch watch = new StatusWatch(events, this::status);
     private ReplicationPrimary primary;
     private PrintWriter out;
     /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
@@ -132,7 +135,8 @@ final class PrimaryCommand implements Callable<Integer>
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
         try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
-            ControlServer control = startControl())
+            ControlServer control = startControl();
+            AgentRunner _ = watch.start())
         {
             out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +
                 "forwarding to %s, control link %s, control socket %s%n", replica.shared ? "shared" : "non-shared",
@@ -201,7 +205,7 @@ final class PrimaryCommand implements Callable<Integer>
     {
         try
         {
-            return new ControlServer(replica.control, this::execute);
+            return new ControlServer(replica.control, this::execute, events);
         }
         catch (final IOException e)
         {
@@ -219,15 +223,16 @@ final class PrimaryCommand implements Callable<Integer>
             case "checkpoint" ->
             {
                 final ControlLink link = peer.link();
-                yield StatusJson.checkpoint(link == null ? primary.checkpoint(timeoutNanos) : primary.checkpoint(
-                    timeoutNanos, deadline -> link.checkpointPeer(deadline, primary.epoch()).result()));
+                yield StatusJson.checkpoint(watch.checkpoint(() -> link == null ? primary.checkpoint(timeoutNanos) :
+                    primary.checkpoint(timeoutNanos,
+                        deadline -> link.checkpointPeer(deadline, primary.epoch()).result())));
             }
-            case "failover" -> failover(timeoutNanos);
+            case "failover" -> watch.failover(() -> failover(timeoutNanos));
             case "stop" ->
             {
                 if (arguments.path("failover").asBoolean(false))
                 {
-                    yield failover(timeoutNanos);
+                    yield watch.failover(() -> failover(timeoutNanos));
                 }
                 peer.goodbye(false, "replication stopped on the primary");
                 yield StatusJson.control("stop", primary.stop(false, timeoutNanos));

@@ -18,6 +18,7 @@ import io.understudy.nbd.control.ControlLinkListener;
 import io.understudy.nbd.control.ControlProtocol;
 import io.understudy.nbd.control.Hello;
 import io.understudy.nbd.server.NbdServer;
+import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -87,6 +88,8 @@ final class SecondaryCommand implements Callable<Integer>
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
+    private final ControlEvents events = new ControlEvents();
+    private final StatusWatch watch = new StatusWatch(events, this::status);
     private ReplicationSecondary secondary;
     private ReplicaStateFile state;
     /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
@@ -171,7 +174,8 @@ final class SecondaryCommand implements Callable<Integer>
         try (ControlLinkListener links = listenForPrimary();
             NbdServer sink = Exports.tcp(secondary.sink(), listen);
             NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
-            ControlServer control = startControl())
+            ControlServer control = startControl();
+            AgentRunner _ = watch.start())
         {
             out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): forwarding sink nbd://%s:%d/%s, " +
                 "control link %s:%d, SVM export nbd+unix:///?socket=%s, control socket %s%n",
@@ -203,7 +207,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try
         {
-            return new ControlServer(replica.control, this::execute);
+            return new ControlServer(replica.control, this::execute, events);
         }
         catch (final IOException e)
         {
@@ -227,12 +231,12 @@ final class SecondaryCommand implements Callable<Integer>
                 }
                 yield StatusJson.checkpoint(checkpoint(timeoutNanos));
             }
-            case "failover" -> failover(timeoutNanos);
+            case "failover" -> watch.failover(() -> failover(timeoutNanos));
             case "stop" ->
             {
                 if (arguments.path("failover").asBoolean(false))
                 {
-                    yield failover(timeoutNanos);
+                    yield watch.failover(() -> failover(timeoutNanos));
                 }
                 final ControlResult result = secondary.shutdown(timeoutNanos);
                 peer.goodbye(false, "replication stopped on the secondary");
@@ -295,7 +299,7 @@ final class SecondaryCommand implements Callable<Integer>
         synchronized (state)
         {
             state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
-            final CheckpointReport report = secondary.checkpoint(timeoutNanos);
+            final CheckpointReport report = watch.checkpoint(() -> secondary.checkpoint(timeoutNanos));
             if (secondary.stage() == ReplicationStage.RUNNING)
             {
                 state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
