@@ -47,6 +47,10 @@ final class EventsCommand implements Callable<Integer>
             final BufferedReader in = ControlClient.reader(channel);
             ControlClient.request(socket.control, channel, in, ControlServer.SUBSCRIBE,
                 ControlServer.JSON.createObjectNode());
+            // On stderr, so that --json output stays pure events; scripts may wait for it before acting.
+            spec.commandLine().getErr().printf("understudy: subscribed to the events of %s; Ctrl-C to stop%n",
+                socket.control);
+            spec.commandLine().getErr().flush();
             String line;
             while ((line = in.readLine()) != null)
             {

@@ -97,8 +97,8 @@ class ControlEventsTest
         final BufferedReader[] stalled = new BufferedReader[1];
         final BufferedReader[] reading = new BufferedReader[1];
         try (ControlServer server = new ControlServer(path, echo(), events);
-            SocketChannel stalledChannel = subscribe(path, stalled);
-            SocketChannel readingChannel = subscribe(path, reading))
+            SocketChannel _ = subscribe(path, stalled);
+            SocketChannel _ = subscribe(path, reading))
         {
             assertTrue(stalled[0].readLine().startsWith("{\"return\""));
             assertTrue(reading[0].readLine().startsWith("{\"return\""));
@@ -152,7 +152,7 @@ class ControlEventsTest
         final ControlEvents events = new ControlEvents(64);
         final BufferedReader[] stalled = new BufferedReader[1];
         try (ControlServer server = new ControlServer(path, echo(), events);
-            SocketChannel stalledChannel = subscribe(path, stalled))
+            SocketChannel _ = subscribe(path, stalled))
         {
             assertTrue(stalled[0].readLine().startsWith("{\"return\""));
             // Small batches the writer keeps up with until the socket buffer is full; then the queue fills while
