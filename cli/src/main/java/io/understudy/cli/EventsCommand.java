@@ -24,8 +24,9 @@ import java.util.concurrent.Callable;
     mixinStandardHelpOptions = true,
     description = {
         "Print the daemon's events (STATE_CHANGE, CHECKPOINT, PEER_LOST, REPLICATION_ERROR, FAILOVER_DONE, ...)",
-        "as they happen, one per line, until interrupted (Ctrl-C). Exits 0 when the daemon shuts down, 1 if",
-        "it dropped this client for falling behind (EVENTS_OVERFLOW) or cannot be reached. See docs/control.md."})
+        "as they happen, one per line, until interrupted (Ctrl-C). Exits 0 after the daemon's SHUTDOWN event;",
+        "1 if it dropped this client for falling behind (EVENTS_OVERFLOW), closed the socket without SHUTDOWN",
+        "(it died) or cannot be reached. See docs/control.md."})
 final class EventsCommand implements Callable<Integer>
 {
     @Mixin
@@ -63,9 +64,15 @@ final class EventsCommand implements Callable<Integer>
         {
             throw ControlClient.noAnswer(socket.control, ex);
         }
-        if (ControlEvents.OVERFLOW.equals(last.path("event").asText()))
+        final String name = last.path("event").asText();
+        if (ControlEvents.OVERFLOW.equals(name))
         {
             throw new UserException("the daemon dropped this client: " + last.path("data").path("reason").asText());
+        }
+        if (!ControlEvents.SHUTDOWN.equals(name))
+        {
+            throw new UserException(socket.control + ": the daemon closed the control socket without SHUTDOWN: it " +
+                "crashed or was killed");
         }
         return 0;
     }

@@ -218,8 +218,10 @@ final class StatusWatch implements Agent
             return 0;
         }
         final long done = commit.path("done-bytes").asLong();
+        final long total = commit.path("total-bytes").asLong();
         final long nowNanos = System.nanoTime();
-        if (done == committedBytes || nowNanos - nextProgressNanos < 0)
+        // Total 0: the commit has not sized its work yet, or there is none; either way nothing to report.
+        if (total == 0 || done == committedBytes || nowNanos - nextProgressNanos < 0)
         {
             return 0;
         }
@@ -227,7 +229,7 @@ final class StatusWatch implements Agent
         nextProgressNanos = nowNanos + TimeUnit.MILLISECONDS.toNanos(PROGRESS_INTERVAL_MILLIS);
         events.emit("FAILOVER_PROGRESS", ControlServer.JSON.createObjectNode()
             .put("done-bytes", done)
-            .put("total-bytes", commit.path("total-bytes").asLong()));
+            .put("total-bytes", total));
         return 1;
     }
 

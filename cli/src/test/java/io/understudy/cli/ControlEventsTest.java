@@ -176,4 +176,14 @@ class ControlEventsTest
             assertTrue(last != null && last.contains("\"event\":\"TEST\""), last);
         }
     }
+
+    @Test
+    void eventsClientPrintsOneLinePerEventWithUtcMicroseconds() throws Exception
+    {
+        final JsonNode event = ControlServer.JSON.readTree("{\"event\":\"PEER_LOST\",\"data\":{" +
+            "\"address\":\"/127.0.0.1:4000\",\"reason\":\"the peer closed the control link\",\"n\":3,\"error\":null}," +
+            "\"timestamp\":{\"seconds\":1795342545,\"microseconds\":842616}}");
+        assertEquals("2026-11-22T10:15:45.842616Z PEER_LOST address=/127.0.0.1:4000 reason=\"the peer closed the " +
+            "control link\" n=3 error=null", EventsCommand.text(event));
+    }
 }

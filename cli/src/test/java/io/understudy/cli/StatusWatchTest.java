@@ -101,7 +101,7 @@ class StatusWatchTest
     }
 
     @Test
-    void peerLossErrorAndFailoverBecomeEvents() throws Exception
+    void peerLossGoodbyeErrorAndFailoverBecomeEvents() throws Exception
     {
         final StatusWatch watch = new StatusWatch(events, () -> status);
         status.putObject("peer").put("link", "up").put("reason", "").put("address", "127.0.0.1:4000");
@@ -116,6 +116,12 @@ class StatusWatchTest
             "REPLICATION_ERROR {\"errno\":\"ETIMEDOUT\",\"reason\":\"control link: no heartbeat\"}",
             "PEER_LOST {\"address\":\"127.0.0.1:4000\",\"reason\":\"no heartbeat for 1500 ms\"}",
             "STATE_CHANGE {\"old\":\"running\",\"new\":\"degraded\",\"epoch\":0}"), next(3));
+
+        status.putObject("peer").put("link", "peer-goodbye").put("reason", "the secondary took over")
+            .put("address", "127.0.0.1:4000");
+        assertEquals(1, watch.doWork());
+        assertEquals(List.of("PEER_GOODBYE {\"address\":\"127.0.0.1:4000\",\"reason\":\"the secondary took over\"}"),
+            next(1));
 
         final ObjectNode reply = watch.failover(() ->
         {
