@@ -27,7 +27,7 @@ import java.util.function.Supplier;
  */
 final class StatusWatch implements Agent
 {
-    /** Status poll period: state changes reach subscribers within it; a status costs microseconds. */
+    /** Status poll period: state changes reach subscribers within it; a poll builds one status object. */
     static final long POLL_MILLIS = 20;
 
     /** FAILOVER_PROGRESS at most this often: a commit of gigabytes must not flood the subscribers. */
@@ -46,7 +46,7 @@ final class StatusWatch implements Agent
     private final ControlEvents events;
     private final Supplier<ObjectNode> status;
 
-    // Guarded by this: the agent and the wrappers (control threads) observe and emit one at a time.
+    // Guarded by this: the agent and the wrappers (control threads) observe, emit and report one at a time.
     private String state;
     private long epoch;
     private JsonNode error = NullNode.getInstance();
@@ -54,7 +54,6 @@ final class StatusWatch implements Agent
     private long committedBytes = -1;
     private long nextProgressNanos;
     private int checkpointsRunning;
-    /** The last failure the agent reported; plain: only the agent's thread reports. */
     private String lastFailure = "";
 
     /** @param status the daemon's {@code status} command, callable from any thread while the daemon runs. */
@@ -86,9 +85,9 @@ final class StatusWatch implements Agent
     }
 
     /**
-     * Runs a checkpoint, bracketed by STATE_CHANGE to and from {@code checkpointing} (only when the disk was
-     * replicating: an ignored or refused-at-once checkpoint changes no state) and followed by CHECKPOINT or
-     * CHECKPOINT_FAILED with the report.
+     * Runs a checkpoint, bracketed by STATE_CHANGE to and from {@code checkpointing} when the disk was running or
+     * degraded (in any other state a checkpoint is ignored or refused and changes nothing), and followed by
+     * CHECKPOINT or CHECKPOINT_FAILED with the report.
      */
     CheckpointReport checkpoint(final Supplier<CheckpointReport> checkpoint)
     {
@@ -152,10 +151,22 @@ final class StatusWatch implements Agent
         }
     }
 
-    /** Compares the status with the last one seen; the first one is the baseline and emits nothing. */
+    /**
+     * Compares the status with the last one seen; the first one is the baseline and emits nothing. Never throws:
+     * the wrappers call it around commands, whose outcome must not depend on the events.
+     */
     private synchronized int observe()
     {
-        final ObjectNode now = status.get();
+        final ObjectNode now;
+        try
+        {
+            now = status.get();
+        }
+        catch (final RuntimeException e)
+        {
+            onError(e);
+            return 0;
+        }
         epoch = now.path("epoch").asLong();
         final String newState = checkpointsRunning > 0 ? CHECKPOINTING : now.path("state").asText();
         final JsonNode newError = now.path("error");
@@ -264,7 +275,7 @@ final class StatusWatch implements Agent
     }
 
     /** Said once per distinct failure: the agent retries every poll and must not flood the log. */
-    private void onError(final Throwable error)
+    private synchronized void onError(final Throwable error)
     {
         final String failure = String.valueOf(error);
         if (!failure.equals(lastFailure))
