@@ -32,19 +32,24 @@ final class ControlEvents implements AutoCloseable
     static final String SHUTDOWN = "SHUTDOWN";
 
     private final int capacity;
+    private final long graceMillis;
     /** Guarded by this: emit, subscribe and close serialise on it, so all subscribers see one order. */
     private final List<EventSubscriber> subscribers = new ArrayList<>();
     private boolean closed;
 
     ControlEvents()
     {
-        this(QUEUE_CAPACITY);
+        this(QUEUE_CAPACITY, EventSubscriber.GRACE_MILLIS);
     }
 
-    /** @param capacity per-subscriber queue length (tests use small ones to provoke an overflow). */
-    ControlEvents(final int capacity)
+    /**
+     * @param capacity    per-subscriber queue length (tests use small ones to provoke an overflow).
+     * @param graceMillis how long an ending subscriber may take to accept its last line.
+     */
+    ControlEvents(final int capacity, final long graceMillis)
     {
         this.capacity = capacity;
+        this.graceMillis = graceMillis;
     }
 
     int capacity()
@@ -61,7 +66,7 @@ final class ControlEvents implements AutoCloseable
         {
             return null;
         }
-        final EventSubscriber subscriber = new EventSubscriber(connection, capacity);
+        final EventSubscriber subscriber = new EventSubscriber(connection, capacity, graceMillis);
         subscribers.add(subscriber);
         return subscriber;
     }
@@ -97,7 +102,7 @@ final class ControlEvents implements AutoCloseable
 
     /**
      * Sends {@link #SHUTDOWN} after what is still queued and closes every subscriber's connection, waiting at
-     * most {@link EventSubscriber#GRACE_MILLIS} in all for the lines to be written: the process exits next.
+     * most the grace period in all for the lines to be written: the process exits next.
      */
     @Override
     public void close()
@@ -115,7 +120,7 @@ final class ControlEvents implements AutoCloseable
             ending = List.copyOf(subscribers);
             subscribers.clear();
         }
-        final long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(EventSubscriber.GRACE_MILLIS);
+        final long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMillis);
         for (final EventSubscriber subscriber : ending)
         {
             subscriber.awaitEnd(deadline);

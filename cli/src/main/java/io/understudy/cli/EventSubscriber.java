@@ -9,7 +9,8 @@ import java.util.concurrent.ArrayBlockingQueue;
  * that writes them to the connection. The daemon only ever {@link #offer}s, which never blocks, so a client that
  * stops reading fills its own socket buffer and then its own queue, and nothing else. A subscriber that ends
  * (its queue overflowed, or the daemon is stopping) gets one last line and is then closed; if it does not take
- * even that line within {@link #GRACE_MILLIS}, the connection is closed under it.
+ * even that line within the grace period ({@link #GRACE_MILLIS} in the daemons), the connection is closed under
+ * it.
  */
 final class EventSubscriber
 {
@@ -26,14 +27,16 @@ final class EventSubscriber
 
     private final Connection connection;
     private final ArrayBlockingQueue<String> queue;
+    private final long graceMillis;
     private final Thread writer;
     /** The line after which the writer closes the connection; volatile: set by an emitter, read by the writer. */
     private volatile String last;
 
-    EventSubscriber(final Connection connection, final int capacity)
+    EventSubscriber(final Connection connection, final int capacity, final long graceMillis)
     {
         this.connection = connection;
         this.queue = new ArrayBlockingQueue<>(capacity);
+        this.graceMillis = graceMillis;
         this.writer = Thread.ofVirtual().name("control-events").start(this::writeLoop);
     }
 
@@ -121,11 +124,11 @@ final class EventSubscriber
     {
         try
         {
-            if (!writer.join(Duration.ofMillis(GRACE_MILLIS)))
+            if (!writer.join(Duration.ofMillis(graceMillis)))
             {
                 connection.close();
                 writer.interrupt();
-                writer.join(Duration.ofMillis(GRACE_MILLIS));
+                writer.join(Duration.ofMillis(graceMillis));
             }
         }
         catch (final InterruptedException e)
