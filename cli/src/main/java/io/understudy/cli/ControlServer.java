@@ -8,9 +8,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -28,7 +28,8 @@ import java.nio.file.attribute.PosixFilePermissions;
  * </pre>
  * Commands that change state run one at a time (the replication core's control operations are single-threaded
  * by contract); {@code status} runs beside them. Each connection is served on its own virtual thread and may
- * send several requests.
+ * send several requests. {@code subscribe} is answered here, not by the daemon: from its reply on, the
+ * connection also receives the daemon's {@link ControlEvents}, each line written whole between replies.
  */
 final class ControlServer implements AutoCloseable
 {
@@ -44,17 +45,23 @@ final class ControlServer implements AutoCloseable
     /** The one read-only command. */
     static final String QUERY = "status";
 
+    /** Opts the connection in to events (explicitly: the one-shot thin clients read one reply line, no more). */
+    static final String SUBSCRIBE = "subscribe";
+
     private final Path path;
     private final ServerSocketChannel server;
     private final Handler handler;
+    private final ControlEvents events;
     private final Thread acceptThread;
     private volatile boolean closed;
 
-    ControlServer(final Path path, final Handler handler) throws IOException
+    /** @param events the daemon's events; the server closes them (SHUTDOWN to subscribers) when it closes. */
+    ControlServer(final Path path, final Handler handler, final ControlEvents events) throws IOException
     {
         UnixSockets.removeIfStale(path);
         this.path = path;
         this.handler = handler;
+        this.events = events;
         this.server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try
         {
@@ -79,6 +86,7 @@ final class ControlServer implements AutoCloseable
     public void close()
     {
         closed = true;
+        events.close();
         try
         {
             server.close();
@@ -116,10 +124,10 @@ final class ControlServer implements AutoCloseable
 
     private void serve(final SocketChannel client)
     {
+        final Connection connection = new Connection(client);
         try (client;
             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client),
-                StandardCharsets.UTF_8));
-            OutputStream out = Channels.newOutputStream(client))
+                StandardCharsets.UTF_8)))
         {
             String line;
             while ((line = in.readLine()) != null)
@@ -128,18 +136,30 @@ final class ControlServer implements AutoCloseable
                 {
                     continue;
                 }
-                final ObjectNode reply = answer(line);
-                out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
-                out.flush();
+                final ObjectNode reply = answer(line, connection);
+                connection.writeLine(JSON.writeValueAsString(reply));
+                if (connection.subscribing)
+                {
+                    // After the reply: the client sees the events that follow its subscription, never before it.
+                    connection.subscribing = false;
+                    connection.subscriber = events.subscribe(connection);
+                }
             }
         }
         catch (final IOException ignored)
         {
             // The client went away; its command (if any) ran to the end regardless.
         }
+        finally
+        {
+            if (connection.subscriber != null)
+            {
+                events.unsubscribe(connection.subscriber);
+            }
+        }
     }
 
-    private ObjectNode answer(final String line)
+    private ObjectNode answer(final String line, final Connection connection)
     {
         final ObjectNode reply = JSON.createObjectNode();
         try
@@ -165,7 +185,13 @@ final class ControlServer implements AutoCloseable
                 throw new ControlException(ControlException.INVALID_PARAMETER, "arguments must be an object");
             }
             final ObjectNode result;
-            if (QUERY.equals(execute.asText()))
+            if (SUBSCRIBE.equals(execute.asText()))
+            {
+                // Idempotent: a second subscribe on the same connection changes nothing.
+                connection.subscribing = connection.subscriber == null;
+                result = JSON.createObjectNode().put("queue-capacity", events.capacity());
+            }
+            else if (QUERY.equals(execute.asText()))
             {
                 // Read-only: answers while a long command (a failover commit) runs, to show its progress.
                 result = handler.execute(execute.asText(), arguments);
@@ -188,5 +214,45 @@ final class ControlServer implements AutoCloseable
             reply.putObject("error").put("class", ControlException.GENERIC).put("desc", String.valueOf(ex));
         }
         return reply;
+    }
+
+    /**
+     * One client connection's write side: replies (from the connection's own thread) and events (from its
+     * subscriber's writer) each take the lock for a whole line, so lines never interleave.
+     */
+    private static final class Connection implements EventSubscriber.Connection
+    {
+        private final SocketChannel channel;
+        /** Plain: only the connection's own thread reads and writes these two. */
+        private boolean subscribing;
+        private EventSubscriber subscriber;
+
+        Connection(final SocketChannel channel)
+        {
+            this.channel = channel;
+        }
+
+        @Override
+        public synchronized void writeLine(final String line) throws IOException
+        {
+            final ByteBuffer bytes = ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8));
+            while (bytes.hasRemaining())
+            {
+                channel.write(bytes);
+            }
+        }
+
+        @Override
+        public void close()
+        {
+            try
+            {
+                channel.close();
+            }
+            catch (final IOException ignored)
+            {
+                // Closing a socket the client may have closed first: nothing else to undo.
+            }
+        }
     }
 }

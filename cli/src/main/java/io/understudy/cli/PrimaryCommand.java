@@ -15,6 +15,7 @@ import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationPrimary;
 import io.understudy.engine.replication.ReplicationStage;
 import io.understudy.nbd.server.NbdServer;
+import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -65,6 +66,8 @@ final class PrimaryCommand implements Callable<Integer>
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
+    private final ControlEvents events = new ControlEvents();
+    private final StatusWatch watch = new StatusWatch(events, this::status);
     /** Volatile: the link listener may run before the primary exists, on the link's thread. */
     private volatile ReplicationPrimary primary;
     private PrintWriter out;
@@ -128,7 +131,8 @@ final class PrimaryCommand implements Callable<Integer>
     private void serve(final ShutdownSignal shutdown, final PeerConnection connection) throws InterruptedException
     {
         try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
-            ControlServer control = startControl())
+            ControlServer control = startControl();
+            AgentRunner _ = watch.start())
         {
             out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +
                 "%s, control socket %s%n", replica.shared ? "shared" : "non-shared", primary.size(),
@@ -183,7 +187,7 @@ final class PrimaryCommand implements Callable<Integer>
     {
         try
         {
-            return new ControlServer(replica.control, this::execute);
+            return new ControlServer(replica.control, this::execute, events);
         }
         catch (final IOException e)
         {
@@ -201,21 +205,22 @@ final class PrimaryCommand implements Callable<Integer>
             case "checkpoint" ->
             {
                 final PeerControl link = peer.link();
-                yield StatusJson.checkpoint(link == null ? primary.checkpoint(timeoutNanos) : primary.checkpoint(
-                    timeoutNanos, deadline -> link.checkpointPeer(deadline, primary.epoch()).result()));
+                yield StatusJson.checkpoint(watch.checkpoint(() -> link == null ? primary.checkpoint(timeoutNanos) :
+                    primary.checkpoint(timeoutNanos,
+                        deadline -> link.checkpointPeer(deadline, primary.epoch()).result())));
             }
-            case "failover" -> failover(timeoutNanos);
+            case "failover" -> watch.failover(() -> failover(timeoutNanos));
             case "stop" ->
             {
                 if (arguments.path("failover").asBoolean(false))
                 {
-                    yield failover(timeoutNanos);
+                    yield watch.failover(() -> failover(timeoutNanos));
                 }
                 peer.goodbye(false, "replication stopped on the primary");
                 yield StatusJson.control("stop", primary.stop(false, timeoutNanos));
             }
             default -> throw new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
-                "' (the primary knows status, checkpoint, failover, stop)");
+                "' (the primary knows status, checkpoint, failover, stop, subscribe)");
         };
     }
 

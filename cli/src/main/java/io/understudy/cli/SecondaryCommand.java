@@ -18,6 +18,7 @@ import io.understudy.engine.replication.ReplicationMode;
 import io.understudy.engine.replication.ReplicationSecondary;
 import io.understudy.engine.replication.ReplicationStage;
 import io.understudy.nbd.server.NbdServer;
+import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -89,6 +90,8 @@ final class SecondaryCommand implements Callable<Integer>
     picocli.CommandLine.Model.CommandSpec spec;
 
     private final PeerStatus peer = new PeerStatus();
+    private final ControlEvents events = new ControlEvents();
+    private final StatusWatch watch = new StatusWatch(events, this::status);
     private ReplicationSecondary secondary;
     private ReplicaStateFile state;
     /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
@@ -181,7 +184,8 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try (SinkEndpoint sink = listenForPrimary();
             NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
-            ControlServer control = startControl())
+            ControlServer control = startControl();
+            AgentRunner _ = watch.start())
         {
             out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): %s, SVM export " +
                 "nbd+unix:///?socket=%s, control socket %s%n", replica.shared ? "shared" : "non-shared",
@@ -209,7 +213,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try
         {
-            return new ControlServer(replica.control, this::execute);
+            return new ControlServer(replica.control, this::execute, events);
         }
         catch (final IOException e)
         {
@@ -233,19 +237,19 @@ final class SecondaryCommand implements Callable<Integer>
                 }
                 yield StatusJson.checkpoint(checkpoint(timeoutNanos));
             }
-            case "failover" -> failover(timeoutNanos);
+            case "failover" -> watch.failover(() -> failover(timeoutNanos));
             case "stop" ->
             {
                 if (arguments.path("failover").asBoolean(false))
                 {
-                    yield failover(timeoutNanos);
+                    yield watch.failover(() -> failover(timeoutNanos));
                 }
                 final ControlResult result = secondary.shutdown(timeoutNanos);
                 peer.goodbye(false, "replication stopped on the secondary");
                 yield StatusJson.control("stop", result);
             }
             default -> throw new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
-                "' (the secondary knows status, checkpoint, failover, stop)");
+                "' (the secondary knows status, checkpoint, failover, stop, subscribe)");
         };
     }
 
@@ -300,7 +304,8 @@ final class SecondaryCommand implements Callable<Integer>
     {
         try
         {
-            final ObjectNode reply = failover(TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis));
+            final long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis);
+            final ObjectNode reply = watch.failover(() -> failover(timeoutNanos));
             out.printf("understudy: automatic failover done: %s%n", reply);
         }
         catch (final ControlException | UserException e)
@@ -321,7 +326,7 @@ final class SecondaryCommand implements Callable<Integer>
         synchronized (state)
         {
             state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
-            final CheckpointReport report = secondary.checkpoint(timeoutNanos);
+            final CheckpointReport report = watch.checkpoint(() -> secondary.checkpoint(timeoutNanos));
             if (secondary.stage() == ReplicationStage.RUNNING)
             {
                 state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);

@@ -43,7 +43,7 @@ class ControlServerTest
     void answersReturnAndErrorAndIsPrivateToItsUser() throws Exception
     {
         final Path path = dir.resolve("c.ctl");
-        try (ControlServer server = new ControlServer(path, echo()))
+        try (ControlServer server = new ControlServer(path, echo(), new ControlEvents()))
         {
             assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(path)));
             final JsonNode reply = ControlClient.execute(path, "status",
@@ -61,7 +61,7 @@ class ControlServerTest
     void malformedRequestsGetErrorsAndTheConnectionStaysUsable() throws Exception
     {
         final Path path = dir.resolve("c.ctl");
-        try (ControlServer server = new ControlServer(path, echo());
+        try (ControlServer server = new ControlServer(path, echo(), new ControlEvents());
             SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX))
         {
             channel.connect(UnixDomainSocketAddress.of(path));
