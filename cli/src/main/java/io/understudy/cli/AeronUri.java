@@ -1,65 +1,48 @@
 package io.understudy.cli;
 
-import io.aeron.ChannelUri;
+import io.understudy.aeron.AeronChannel;
 import picocli.CommandLine;
 
 /**
- * A replication peer address over Aeron: {@code aeron:udp?endpoint=HOST:PORT} (the secondary's data endpoint,
- * where it subscribes and the primary publishes) or {@code aeron:ipc} (both daemons on one host, sharing one media
- * driver through {@code --aeron-dir}). Other channel parameters (mtu, term-length, ...) pass through to Aeron.
- *
- * @param channel the channel exactly as given.
- * @param host    the endpoint's host; null for IPC.
- * @param port    the endpoint's port (0: any free port, secondary only); -1 for IPC.
+ * A replication peer address over Aeron: {@code aeron:udp?endpoint=HOST:PORT} (the secondary's endpoint, where it
+ * subscribes and the primary publishes) or {@code aeron:ipc} (both daemons on one host, sharing one media driver
+ * through {@code --aeron-dir}). Other channel parameters (mtu, term-length, ...) pass through to Aeron.
  */
-record AeronUri(String channel, String host, int port) implements PeerUri
+record AeronUri(AeronChannel channel) implements PeerUri
 {
     static AeronUri parse(final String text)
     {
-        final ChannelUri uri;
+        final AeronChannel channel;
         try
         {
-            uri = ChannelUri.parse(text);
+            channel = AeronChannel.parse(text);
         }
-        catch (final RuntimeException e)
+        catch (final IllegalArgumentException e)
         {
-            throw new CommandLine.TypeConversionException("'" + text + "' is not an Aeron channel: " +
-                e.getMessage());
+            throw new CommandLine.TypeConversionException(e.getMessage());
         }
-        if (uri.isIpc())
+        if (!channel.isIpc())
         {
-            return new AeronUri(text, null, -1);
+            try
+            {
+                ListenAddress.parse(channel.endpoint());
+            }
+            catch (final CommandLine.TypeConversionException e)
+            {
+                throw new CommandLine.TypeConversionException("'" + text + "': endpoint " + e.getMessage());
+            }
         }
-        if (!uri.isUdp())
-        {
-            throw new CommandLine.TypeConversionException("'" + text + "': Aeron media must be udp or ipc");
-        }
-        final String endpoint = uri.get("endpoint");
-        if (endpoint == null)
-        {
-            throw new CommandLine.TypeConversionException("'" + text + "' names no endpoint: expected " +
-                "aeron:udp?endpoint=HOST:PORT");
-        }
-        final ListenAddress address;
-        try
-        {
-            address = ListenAddress.parse(endpoint);
-        }
-        catch (final CommandLine.TypeConversionException e)
-        {
-            throw new CommandLine.TypeConversionException("'" + text + "': endpoint " + e.getMessage());
-        }
-        return new AeronUri(text, address.host(), address.port());
+        return new AeronUri(channel);
     }
 
     boolean isIpc()
     {
-        return host == null;
+        return channel.isIpc();
     }
 
     @Override
     public String toString()
     {
-        return channel;
+        return channel.toString();
     }
 }

@@ -12,8 +12,8 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = VersionProvider.class,
     description = "Block-replication sidecar for COLO fault-tolerant VMs, attached to the hypervisor over NBD.",
-    subcommands = {ServeCommand.class, PrimaryCommand.class, SecondaryCommand.class, CheckpointCommand.class,
-        FailoverCommand.class, StopCommand.class, StatusCommand.class, EventsCommand.class,
+    subcommands = {ServeCommand.class, PrimaryCommand.class, SecondaryCommand.class, MediaDriverCommand.class,
+        CheckpointCommand.class, FailoverCommand.class, StopCommand.class, StatusCommand.class, EventsCommand.class,
         CommandLine.HelpCommand.class})
 public final class Understudy
 {

@@ -100,9 +100,9 @@ class ReplicaArgumentsTest
     void transportIsChosenByTheUriSchemeAndOthersAreRejected() throws IOException
     {
         assertEquals(2, run(secondary("--listen", "aeron:udp?interface=1.2.3.4").toArray(String[]::new)));
-        assertTrue(err.toString().contains("names no endpoint"), err.toString());
+        assertTrue(err.toString().contains("needs endpoint=HOST:PORT"), err.toString());
         assertEquals(2, run(secondary("--listen", "aeron:tcp?endpoint=1.2.3.4:5").toArray(String[]::new)));
-        assertTrue(err.toString().contains("Aeron media must be udp or ipc"), err.toString());
+        assertTrue(err.toString().contains("expected aeron:udp?endpoint=HOST:PORT or aeron:ipc"), err.toString());
         assertEquals(1, run(primary("--peer", "aeron:ipc").toArray(String[]::new)));
         assertTrue(err.toString().contains("aeron:ipc needs --aeron-dir"), err.toString());
         assertEquals(1, run(primary("--peer", "aeron:udp?endpoint=127.0.0.1:5", "--peer-control", "127.0.0.1:6")
@@ -130,8 +130,9 @@ class ReplicaArgumentsTest
     @Test
     void aeronUrisKeepTheChannelAndNameTheEndpoint()
     {
-        assertEquals(new AeronUri("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192", "10.0.0.2", 40123),
-            PeerUri.parse("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192"));
+        final AeronUri udp = (AeronUri)PeerUri.parse("aeron:udp?endpoint=10.0.0.2:40123|mtu=8192");
+        assertEquals("10.0.0.2:40123", udp.channel().endpoint());
+        assertTrue(!udp.isIpc());
         assertTrue(((AeronUri)PeerUri.parse("aeron:ipc")).isIpc());
         assertThrows(CommandLine.TypeConversionException.class, () -> PeerUri.parse("aeron:udp?endpoint=x:99999"));
     }
