@@ -2,6 +2,7 @@ package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -51,6 +52,9 @@ final class PrimaryCommand implements Callable<Integer>
     @Mixin
     ReplicaOptions replica;
 
+    @Mixin
+    CountersOptions countersOptions;
+
     @Option(names = "--peer", required = true, paramLabel = "nbd://HOST:PORT/EXPORT",
         converter = NbdUri.Converter.class, description = "The secondary's forwarding sink.")
     NbdUri peerUri;
@@ -68,6 +72,7 @@ final class PrimaryCommand implements Callable<Integer>
 
     private final PeerStatus peer = new PeerStatus();
     private ReplicationPrimary primary;
+    private DaemonCounters counters;
     private PrintWriter out;
     /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
     private boolean forwardingLossAnnounced;
@@ -78,7 +83,9 @@ final class PrimaryCommand implements Callable<Integer>
         out = spec.commandLine().getOut();
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
-        try (DiskLock _ = DiskLock.acquire(replica.disk, true);
+        try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared, replica.control,
+                out);
+            DiskLock _ = DiskLock.acquire(replica.disk, true);
             IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine);
             NbdClientDevice sink = connectSink())
@@ -90,8 +97,9 @@ final class PrimaryCommand implements Callable<Integer>
             }
             primary = new ReplicationPrimary(disk, sink, replica.shared, (int)replica.clusterSize,
                 TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
+            counters.primary(primary, peer);
             try (ReplicationPrimary _ = primary;
-                DutyCycle _ = new DutyCycle("primary-duty", this::dutyCycle))
+                DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(this::dutyCycle)))
             {
                 linkToSecondary();
                 final ControlResult started = primary.start(ReplicationMode.PRIMARY);
@@ -131,7 +139,7 @@ final class PrimaryCommand implements Callable<Integer>
 
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
-        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
+        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out, counters);
             ControlServer control = startControl())
         {
             out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +
@@ -276,6 +284,7 @@ final class PrimaryCommand implements Callable<Integer>
             .put("forwarded", primary.link().forwarded())
             .put("forward-timeouts", primary.link().timeouts())
             .put("forwarding", primary.link().isForwarding());
+        counters.toJson(status);
         return status;
     }
 

@@ -2,6 +2,7 @@ package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -58,6 +59,9 @@ final class SecondaryCommand implements Callable<Integer>
     @Mixin
     ReplicaOptions replica;
 
+    @Mixin
+    CountersOptions countersOptions;
+
     @Option(names = "--hidden", required = true, paramLabel = "FILE",
         description = "Hidden overlay H (originals of clusters the primary overwrote); created sparse, emptied.")
     Path hidden;
@@ -88,6 +92,7 @@ final class SecondaryCommand implements Callable<Integer>
 
     private final PeerStatus peer = new PeerStatus();
     private ReplicationSecondary secondary;
+    private DaemonCounters counters;
     private ReplicaStateFile state;
     /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
     private volatile int cleanFlags;
@@ -101,7 +106,9 @@ final class SecondaryCommand implements Callable<Integer>
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = FileOptions.readWrite();
         // In shared mode the primary owns the disk (and locks it); this side only reads S until a failover.
-        try (DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
+        try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared, replica.control,
+                out);
+            DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
             DiskLock _ = DiskLock.acquire(touch(hidden), true);
             DiskLock _ = DiskLock.acquire(touch(active), true);
             ReplicaStateFile _ = state = openState();
@@ -121,8 +128,9 @@ final class SecondaryCommand implements Callable<Integer>
             }
             secondary = new ReplicationSecondary(disk, hiddenStorage, activeStorage, (int)replica.clusterSize,
                 replica.shared, QUEUE_DEPTH);
+            counters.secondary(secondary, peer);
             try (ReplicationSecondary _ = secondary;
-                DutyCycle _ = new DutyCycle("secondary-duty", secondary::doWork))
+                DutyCycle _ = new DutyCycle("secondary-duty", counters.dutyCycle(secondary::doWork)))
             {
                 final ControlResult started = secondary.start(ReplicationMode.SECONDARY);
                 if (!started.ok())
@@ -169,8 +177,8 @@ final class SecondaryCommand implements Callable<Integer>
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
         try (ControlLinkListener links = listenForPrimary();
-            NbdServer sink = Exports.tcp(secondary.sink(), listen);
-            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
+            NbdServer sink = Exports.tcp(secondary.sink(), listen, counters);
+            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out, counters);
             ControlServer control = startControl())
         {
             out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): forwarding sink nbd://%s:%d/%s, " +
@@ -250,6 +258,7 @@ final class SecondaryCommand implements Callable<Integer>
         status.put("cluster-size", replica.clusterSize);
         status.putObject("commit").put("done-bytes", secondary.committedBytes())
             .put("total-bytes", secondary.commitTotalBytes());
+        counters.toJson(status);
         return status;
     }
 
