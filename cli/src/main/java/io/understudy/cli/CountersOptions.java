@@ -22,6 +22,11 @@ final class CountersOptions
             "(default: the control socket's path + " + ERRORS_SUFFIX + ").")
     Path errorLog;
 
+    @Option(names = "--metrics-listen", paramLabel = "HOST:PORT", converter = ListenAddress.Converter.class,
+        description = "Also serve the counters as Prometheus text on http://HOST:PORT" + MetricsEndpoint.PATH +
+            " (loopback addresses only; port 0 picks a free port).")
+    ListenAddress metricsListen;
+
     /**
      * Creates both files; the defaults sit next to {@code base} (the control socket, or the NBD socket of serve).
      */
@@ -32,6 +37,21 @@ final class CountersOptions
         final DaemonCounters opened = DaemonCounters.open(countersPath, errorLogPath, role, shared);
         out.printf("understudy: counters in %s (understudy stat --counters %s), errors in %s%n", countersPath,
             countersPath, errorLogPath);
+        if (metricsListen != null)
+        {
+            try
+            {
+                final MetricsEndpoint metrics = opened.serveMetrics(metricsListen);
+                out.printf("understudy: metrics on http://%s:%d%s%n", metricsListen.host().contains(":") ? "[" +
+                    metricsListen.host() + "]" : metricsListen.host(), metrics.address().getPort(),
+                    MetricsEndpoint.PATH);
+            }
+            catch (final RuntimeException e)
+            {
+                opened.close();
+                throw e;
+            }
+        }
         return opened;
     }
 

@@ -38,6 +38,8 @@ import java.util.function.IntSupplier;
  * <p>
  * <b>Threads.</b> Sources are registered from the daemon's main thread (allocation in the file is not
  * thread-safe, so registration is synchronized) and published to the duty thread through a volatile array.
+ * Only the duty thread writes the sampled values, with release stores (each value is whole to a reader; no
+ * order between counters is promised); the errors counter is an atomic add from any thread.
  */
 final class DaemonCounters implements AutoCloseable
 {
@@ -50,13 +52,16 @@ final class DaemonCounters implements AutoCloseable
     private final EpochClock clock = SystemEpochClock.INSTANCE;
     private final DaemonErrorHandler errors;
     private final Thread.UncaughtExceptionHandler previousUncaught;
+    private final DaemonRole role;
+    private MetricsEndpoint metrics;
     private volatile Runnable[] samplers = new Runnable[0];
     /** Duty thread only. */
     private long nextSampleMs;
 
-    private DaemonCounters(final CountersFile file, final ErrorLogFile errorLog)
+    private DaemonCounters(final CountersFile file, final ErrorLogFile errorLog, final DaemonRole role)
     {
         this.file = file;
+        this.role = role;
         this.errorLog = errorLog;
         this.manager = file.manager();
         this.errors = new DaemonErrorHandler(errorLog.newWriter(clock), counter(CounterType.ERRORS, null));
@@ -84,13 +89,24 @@ final class DaemonCounters implements AutoCloseable
         try
         {
             return new DaemonCounters(countersFile, ErrorLogFile.create(errorLog, role,
-                ErrorLogFile.DEFAULT_CAPACITY, now));
+                ErrorLogFile.DEFAULT_CAPACITY, now), role);
         }
         catch (final RuntimeException e)
         {
             countersFile.close();
             throw new UserException("--error-log " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Starts the Prometheus endpoint, closed with this.
+     *
+     * @throws UserException for a non-loopback address or a failed bind.
+     */
+    MetricsEndpoint serveMetrics(final ListenAddress address)
+    {
+        metrics = MetricsEndpoint.start(address, file.reader(), role);
+        return metrics;
     }
 
     /** @return the handler every error of the daemon goes to. */
@@ -166,15 +182,21 @@ final class DaemonCounters implements AutoCloseable
         CountersJson.put(file.reader(), node.putObject("counters"));
     }
 
-    /** Restores the uncaught-exception handler and unmaps both files, which stay for post-mortem reading. */
+    /**
+     * Stops the metrics endpoint and restores the uncaught-exception handler. The files stay on disk with the duty
+     * cycle's last sample (no sample here: the engine and NBD servers are closed by now, their memory may be
+     * freed). They are not unmapped: a straggling thread (a control client's status, an NBD connection's last
+     * error) may still touch them, and unmapped memory would crash the JVM; the mappings go with the last
+     * reference to them, or with the process.
+     */
     @Override
     public void close()
     {
+        if (metrics != null)
+        {
+            metrics.close();
+        }
         Thread.setDefaultUncaughtExceptionHandler(previousUncaught);
-        sample();
-        file.heartbeat(clock.time());
-        errorLog.close();
-        file.close();
     }
 
     private void add(final Runnable sampler)
@@ -211,7 +233,6 @@ final class DaemonCounters implements AutoCloseable
             this.peer = peer;
         }
 
-        /** Release stores throughout: a reader that sees a value sees it whole; no order among them is promised. */
         void sample(
             final ReplicationState replicationState, final long currentEpoch,
             final CheckpointHistory history, final ErrorLatch.LatchedError latched)
