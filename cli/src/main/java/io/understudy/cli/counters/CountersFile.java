@@ -70,13 +70,14 @@ public final class CountersFile implements AutoCloseable
      * @param role        the daemon's role.
      * @param shared      shared-disk mode (replication daemons).
      * @param startTimeMs when the daemon started, ms since the epoch; also the first heartbeat.
-     * @throws MappedFileException IN_USE if a live daemon owns the file, UNREADABLE if it cannot be created.
+     * @throws MappedFileException IN_USE if a live daemon owns the file, NOT_OURS if it is another kind of file,
+     *                             UNREADABLE if it cannot be created.
      */
     public static CountersFile create(
         final Path path, final DaemonRole role, final boolean shared, final long startTimeMs)
     {
         final MappedByteBuffer mapped = MappedFileHeader.create(path, MAGIC,
-            (long)MappedFileHeader.LENGTH + METADATA_LENGTH + VALUES_LENGTH);
+            (long)MappedFileHeader.LENGTH + METADATA_LENGTH + VALUES_LENGTH, WHAT);
         final UnsafeBuffer buffer = new UnsafeBuffer(mapped);
         buffer.putInt(MappedFileHeader.VERSION_OFFSET, VERSION);
         buffer.putInt(MappedFileHeader.ROLE_OFFSET, role.code());

@@ -51,7 +51,8 @@ public final class ErrorLogFile implements AutoCloseable
     /**
      * Creates the log for this process (replacing a log left by a stopped daemon: read it before restarting).
      *
-     * @throws MappedFileException IN_USE if a live daemon owns the file, UNREADABLE if it cannot be created.
+     * @throws MappedFileException IN_USE if a live daemon owns the file, NOT_OURS if it is another kind of file,
+     *                             UNREADABLE if it cannot be created.
      */
     public static ErrorLogFile create(final Path path, final DaemonRole role, final int capacity,
         final long startTimeMs)
@@ -61,7 +62,8 @@ public final class ErrorLogFile implements AutoCloseable
             throw new IllegalArgumentException("capacity must be a positive multiple of " +
                 DistinctErrorLog.RECORD_ALIGNMENT + ": " + capacity);
         }
-        final MappedByteBuffer mapped = MappedFileHeader.create(path, MAGIC, (long)MappedFileHeader.LENGTH + capacity);
+        final MappedByteBuffer mapped = MappedFileHeader.create(path, MAGIC, (long)MappedFileHeader.LENGTH + capacity,
+            WHAT);
         final UnsafeBuffer buffer = new UnsafeBuffer(mapped);
         buffer.putInt(MappedFileHeader.VERSION_OFFSET, VERSION);
         buffer.putInt(MappedFileHeader.ROLE_OFFSET, role.code());

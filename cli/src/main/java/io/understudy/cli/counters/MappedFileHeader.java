@@ -75,21 +75,21 @@ final class MappedFileHeader
     }
 
     /**
-     * Creates {@code path} afresh (zero-filled), refusing to take a file a live process other than us still
-     * writes (two daemons given the same path).
+     * Creates {@code path} afresh (zero-filled). Replaces only an empty file or one of its own kind left by a
+     * process that is gone: never somebody else's file (a mistyped path naming a disk image), nor the file of a
+     * live daemon (two daemons given the same path).
+     *
+     * @param what the file's kind, for messages ("counters file").
      */
-    static MappedByteBuffer create(final Path path, final long magic, final long length)
+    static MappedByteBuffer create(final Path path, final long magic, final long length, final String what)
     {
         final Path absolute = path.toAbsolutePath();
-        if (Files.exists(absolute))
+        final long owner = existingOwner(absolute, magic, what);
+        if (owner != 0 && owner != ProcessHandle.current().pid() &&
+            ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false))
         {
-            final long owner = ownerIfOurs(absolute, magic);
-            if (owner != 0 && owner != ProcessHandle.current().pid() &&
-                ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false))
-            {
-                throw new MappedFileException(MappedFileException.Reason.IN_USE, path, "in use by the running " +
-                    "process " + owner + " (give this daemon another file)");
-            }
+            throw new MappedFileException(MappedFileException.Reason.IN_USE, path, "in use by the running " +
+                "process " + owner + " (give this daemon another file)");
         }
         try
         {
@@ -166,30 +166,42 @@ final class MappedFileHeader
         return buffer;
     }
 
-    /** @return the writer's pid if the file carries {@code magic}, else 0. */
-    private static long ownerIfOurs(final Path path, final long magic)
+    /**
+     * @return the pid in the header of an existing file of this kind, 0 if there is no file or it is empty.
+     * @throws MappedFileException NOT_OURS for any other file, UNREADABLE if it cannot be read.
+     */
+    private static long existingOwner(final Path path, final long magic, final String what)
     {
         try
         {
-            if (Files.size(path) < LENGTH)
+            if (!Files.exists(path) || Files.size(path) == 0)
             {
                 return 0;
             }
-            final MappedByteBuffer mapped = IoUtil.mapExistingFile(path.toFile(), FileChannel.MapMode.READ_ONLY,
-                "owner check", 0, LENGTH);
-            try
+            if (Files.size(path) >= LENGTH)
             {
-                final UnsafeBuffer header = new UnsafeBuffer(mapped);
-                return header.getLongVolatile(MAGIC_OFFSET) == magic ? header.getLong(PID_OFFSET) : 0;
-            }
-            finally
-            {
-                IoUtil.unmap(mapped);
+                final MappedByteBuffer mapped = IoUtil.mapExistingFile(path.toFile(), FileChannel.MapMode.READ_ONLY,
+                    what, 0, LENGTH);
+                try
+                {
+                    final UnsafeBuffer header = new UnsafeBuffer(mapped);
+                    if (header.getLongVolatile(MAGIC_OFFSET) == magic)
+                    {
+                        return header.getLong(PID_OFFSET);
+                    }
+                }
+                finally
+                {
+                    IoUtil.unmap(mapped);
+                }
             }
         }
         catch (final IOException | RuntimeException e)
         {
-            return 0;
+            throw new MappedFileException(MappedFileException.Reason.UNREADABLE, path, "cannot read (" +
+                e.getMessage() + ")");
         }
+        throw new MappedFileException(MappedFileException.Reason.NOT_OURS, path, "exists and is not an understudy " +
+            what + ": refusing to replace it (remove it, or give another path)");
     }
 }

@@ -11,8 +11,10 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -146,6 +148,31 @@ class CountersFileTest
             assertEquals(ProcessHandle.current().pid(), taken.pid());
             assertFalse(taken.shared());
         }
+    }
+
+    @Test
+    void neverReplacesAFileThatIsNotItsOwnKind() throws IOException
+    {
+        final Path image = dir.resolve("disk.img");
+        final byte[] bytes = new byte[8192];
+        Arrays.fill(bytes, (byte)0x11);
+        Files.write(image, bytes);
+        final MappedFileException refused = assertThrows(MappedFileException.class,
+            () -> CountersFile.create(image, DaemonRole.PRIMARY, false, START));
+        assertEquals(MappedFileException.Reason.NOT_OURS, refused.reason());
+        assertTrue(refused.getMessage().contains("refusing to replace it"), refused.getMessage());
+        assertArrayEquals(bytes, Files.readAllBytes(image), "the foreign file is untouched");
+
+        final Path errors = dir.resolve("d.errors");
+        ErrorLogFile.create(errors, DaemonRole.PRIMARY, 4096, START).close();
+        assertEquals(MappedFileException.Reason.NOT_OURS, assertThrows(MappedFileException.class,
+            () -> CountersFile.create(errors, DaemonRole.PRIMARY, false, START)).reason(),
+            "an error log is no counters file");
+
+        final Path empty = dir.resolve("empty");
+        Files.createFile(empty);
+        CountersFile.create(empty, DaemonRole.PRIMARY, false, START).close();
+        CountersFile.open(empty).close();
     }
 
     private static void writePid(final Path path, final long pid) throws IOException
