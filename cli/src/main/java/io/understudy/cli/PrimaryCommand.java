@@ -83,9 +83,9 @@ final class PrimaryCommand implements Callable<Integer>
         out = spec.commandLine().getOut();
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
-        try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared, replica.control,
+        try (DiskLock _ = DiskLock.acquire(replica.disk, true);
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared, replica.control,
                 out);
-            DiskLock _ = DiskLock.acquire(replica.disk, true);
             IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine);
             NbdClientDevice sink = connectSink())

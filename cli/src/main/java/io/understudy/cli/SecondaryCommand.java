@@ -106,12 +106,12 @@ final class SecondaryCommand implements Callable<Integer>
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = FileOptions.readWrite();
         // In shared mode the primary owns the disk (and locks it); this side only reads S until a failover.
-        try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared, replica.control,
-                out);
-            DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
+        try (DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
             DiskLock _ = DiskLock.acquire(touch(hidden), true);
             DiskLock _ = DiskLock.acquire(touch(active), true);
             ReplicaStateFile _ = state = openState();
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared, replica.control,
+                out);
             IoEngine engine = IoEngines.create(replica.ioMode);
             BlockDevice disk = open(engine, options))
         {

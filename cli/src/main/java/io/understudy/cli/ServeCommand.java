@@ -86,9 +86,9 @@ final class ServeCommand implements Callable<Integer>
         createIfAsked(out);
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = new FileOptions(readOnly, direct, FileOptions.DEFAULT_QUEUE_DEPTH);
-        try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SERVE, false,
+        try (DiskLock _ = DiskLock.acquire(disk, !readOnly);
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.SERVE, false,
                 endpoint.socket != null ? endpoint.socket : CountersOptions.tcpServeBase(), out);
-            DiskLock _ = DiskLock.acquire(disk, !readOnly);
             IoEngine engine = IoEngines.create(ioMode, ioWorkers);
             BlockDevice device = openDevice(engine, options);
             NbdServer server = startServer(device, out);
