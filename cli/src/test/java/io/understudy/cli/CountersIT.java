@@ -72,7 +72,9 @@ class CountersIT
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
             "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
             String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000",
-            "--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo", "--peer-control", "127.0.0.1:" + ready.group(2));
+            "--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo", "--peer-control", "127.0.0.1:" + ready.group(2),
+            "--metrics-listen", "127.0.0.1:0");
+        final Matcher metrics = primary.awaitLine("metrics on (http://127\\.0\\.0\\.1:\\d+/metrics)", STARTUP);
         primary.awaitLine("primary ready", STARTUP);
         secondary.awaitLine("primary linked", STARTUP);
 
@@ -108,6 +110,10 @@ class CountersIT
             c -> c.path("epoch").asLong() == 1 && c.path("hidden-clusters").asLong() == 0);
         assertEquals(0, emptied.path("active-clusters").asLong(), emptied.toString());
         assertEquals(1, emptied.path("checkpoints").asLong(), emptied.toString());
+
+        final String scraped = Commands.exec("curl", "-sf", metrics.group(1)).output();
+        assertTrue(scraped.contains("\nunderstudy_forwarded_bytes " + MIB + "\n"), scraped);
+        assertTrue(scraped.contains("\nunderstudy_state{state=\"running\"} 1\n"), scraped);
 
         // status asks the daemon and shows the same figures.
         final JsonNode status = Commands.statusCli(primaryControl);
