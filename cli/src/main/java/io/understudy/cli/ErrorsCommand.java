@@ -33,8 +33,8 @@ final class ErrorsCommand implements Callable<Integer>
     static final class Source
     {
         @Option(names = "--control", paramLabel = "PATH",
-            description = "The daemon's control socket: its error log is PATH" + CountersOptions.ERRORS_SUFFIX +
-                " (a serve daemon's: its --socket PATH" + CountersOptions.ERRORS_SUFFIX + ").")
+            description = "The daemon's control socket (for serve: its --socket); reads the error log beside " +
+                "it, PATH" + CountersOptions.ERRORS_SUFFIX + ".")
         Path control;
 
         @Option(names = "--file", paramLabel = "FILE", description = "The daemon's error log.")

@@ -35,8 +35,8 @@ final class StatCommand implements Callable<Integer>
     static final class Source
     {
         @Option(names = "--control", paramLabel = "PATH",
-            description = "The daemon's control socket: its counters file is PATH" + CountersOptions.COUNTERS_SUFFIX +
-                " (a serve daemon's: its --socket PATH" + CountersOptions.COUNTERS_SUFFIX + ").")
+            description = "The daemon's control socket (for serve: its --socket); reads the counters file " +
+                "beside it, PATH" + CountersOptions.COUNTERS_SUFFIX + ".")
         Path control;
 
         @Option(names = "--counters", paramLabel = "FILE", description = "The daemon's counters file.")

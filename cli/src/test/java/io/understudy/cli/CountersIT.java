@@ -6,7 +6,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -115,6 +118,8 @@ class CountersIT
         assertTrue(scraped.contains("\nunderstudy_forwarded_bytes " + MIB + "\n"), scraped);
         assertTrue(scraped.contains("\nunderstudy_state{state=\"running\"} 1\n"), scraped);
 
+        assertWatchRepeats(primaryControl);
+
         // status asks the daemon and shows the same figures.
         final JsonNode status = Commands.statusCli(primaryControl);
         assertEquals(MIB, status.path("counters").path("forwarded-bytes").asLong(), status.toString());
@@ -167,6 +172,27 @@ class CountersIT
         assertEquals(1, notOurs.exitCode(), notOurs.output());
         assertTrue(notOurs.output().contains("not an understudy error log") &&
             notOurs.output().contains("[not-ours]"), notOurs.output());
+    }
+
+    /** {@code stat --watch --json} prints one object per interval until it is stopped. */
+    private static void assertWatchRepeats(final Path control) throws IOException
+    {
+        final Process watch = new ProcessBuilder(Path.of(System.getenv().getOrDefault("UNDERSTUDY_ROOT", ".."))
+            .toAbsolutePath().resolve("bin/understudy").toString(), "stat", "--watch", "--interval", "200", "--json",
+            "--control", control.toString()).redirectErrorStream(true).start();
+        try (BufferedReader lines = new BufferedReader(new InputStreamReader(watch.getInputStream(),
+            StandardCharsets.UTF_8)))
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                final String line = lines.readLine();
+                assertEquals(1, JSON.readTree(line).path("counters").path("epoch").asLong(), line);
+            }
+        }
+        finally
+        {
+            watch.destroyForcibly();
+        }
     }
 
     private DaemonProcess start(final String... args) throws IOException
