@@ -34,6 +34,10 @@ final class CountersOptions
     {
         final Path countersPath = counters != null ? counters : sibling(base, COUNTERS_SUFFIX);
         final Path errorLogPath = errorLog != null ? errorLog : sibling(base, ERRORS_SUFFIX);
+        if (metricsListen != null)
+        {
+            MetricsEndpoint.loopback(metricsListen);
+        }
         final DaemonCounters opened = DaemonCounters.open(countersPath, errorLogPath, role, shared);
         out.printf("understudy: counters in %s (understudy stat --counters %s), errors in %s%n", countersPath,
             countersPath, errorLogPath);

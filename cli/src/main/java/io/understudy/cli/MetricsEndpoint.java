@@ -45,6 +45,28 @@ final class MetricsEndpoint implements AutoCloseable
      */
     static MetricsEndpoint start(final ListenAddress address, final CountersReader counters, final DaemonRole role)
     {
+        final InetAddress host = loopback(address);
+        try
+        {
+            final HttpServer server = HttpServer.create(new InetSocketAddress(host, address.port()), 0);
+            final MetricsEndpoint endpoint = new MetricsEndpoint(server, counters, role);
+            server.createContext(PATH, endpoint::handle);
+            server.start();
+            return endpoint;
+        }
+        catch (final IOException e)
+        {
+            throw new UserException("--metrics-listen " + address.host() + ":" + address.port() + ": " +
+                e.getMessage(), e);
+        }
+    }
+
+    /**
+     * @return the address's host, resolved.
+     * @throws UserException if it is not a loopback address (checked before the daemon creates anything).
+     */
+    static InetAddress loopback(final ListenAddress address)
+    {
         final InetAddress host;
         try
         {
@@ -59,19 +81,7 @@ final class MetricsEndpoint implements AutoCloseable
             throw new UserException("--metrics-listen must be a loopback address (127.0.0.1 or [::1]), not " +
                 address.host() + ": the metrics endpoint has no authentication");
         }
-        try
-        {
-            final HttpServer server = HttpServer.create(new InetSocketAddress(host, address.port()), 0);
-            final MetricsEndpoint endpoint = new MetricsEndpoint(server, counters, role);
-            server.createContext(PATH, endpoint::handle);
-            server.start();
-            return endpoint;
-        }
-        catch (final IOException e)
-        {
-            throw new UserException("--metrics-listen " + address.host() + ":" + address.port() + ": " +
-                e.getMessage(), e);
-        }
+        return host;
     }
 
     /** @return where it listens, for the start-up line. */
