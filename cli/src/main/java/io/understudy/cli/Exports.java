@@ -15,18 +15,21 @@ final class Exports
     }
 
     /** The VM-facing export on a unix socket, under {@code name} and the empty name. */
-    static NbdServer unix(final BlockDevice device, final String name, final Path socket, final PrintWriter out)
+    static NbdServer unix(
+        final BlockDevice device, final String name, final Path socket, final PrintWriter out,
+        final DaemonCounters counters)
     {
         if (UnixSockets.removeIfStale(socket))
         {
             out.printf("understudy: removed stale socket %s (nobody was listening)%n", socket);
         }
         final NbdServer server = new NbdServer(new NbdServer.Context().exportName(name)
-            .description("understudy " + name).device(device));
+            .description("understudy " + name).device(device).errorHandler(counters.errorHandler()));
         try
         {
             server.bindUnix(socket);
             server.start();
+            counters.nbd(server, name);
             return server;
         }
         catch (final IOException e)
@@ -37,14 +40,15 @@ final class Exports
     }
 
     /** The forwarding sink on TCP, under the export name of the listen URI. */
-    static NbdServer tcp(final BlockDevice device, final NbdUri listen)
+    static NbdServer tcp(final BlockDevice device, final NbdUri listen, final DaemonCounters counters)
     {
         final NbdServer server = new NbdServer(new NbdServer.Context().exportName(listen.export())
-            .description("understudy forwarding sink").device(device));
+            .description("understudy forwarding sink").device(device).errorHandler(counters.errorHandler()));
         try
         {
             server.bindTcp(listen.host(), listen.port());
             server.start();
+            counters.nbd(server, listen.export());
             return server;
         }
         catch (final IOException e)

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import io.understudy.cli.counters.DaemonCounters;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.LinkAcceptor;
 import io.understudy.nbd.control.ControlLinkListener;
@@ -27,7 +28,8 @@ final class NbdSinkEndpoint implements SinkEndpoint
 
     static NbdSinkEndpoint listen(
         final NbdUri listen, final ListenAddress controlListen, final BlockDevice sinkDevice,
-        final int handshakeTimeoutMillis, final LongSupplier epoch, final LinkAcceptor acceptor)
+        final int handshakeTimeoutMillis, final LongSupplier epoch, final LinkAcceptor acceptor,
+        final DaemonCounters counters)
     {
         final ControlLinkListener links;
         try
@@ -42,7 +44,7 @@ final class NbdSinkEndpoint implements SinkEndpoint
         }
         try
         {
-            final NbdServer sink = Exports.tcp(sinkDevice, listen);
+            final NbdServer sink = Exports.tcp(sinkDevice, listen, counters);
             return new NbdSinkEndpoint(links, sink, "forwarding sink nbd://" + listen.host() + ":" + sink.tcpPort() +
                 "/" + listen.export() + ", control link " + controlListen.host() + ":" + links.port());
         }

@@ -50,6 +50,13 @@ final class PeerStatus
         }
     }
 
+    /** @return what {@code status} shows as the peer's link: none, foreign, or the current link's state. */
+    String label()
+    {
+        final ControlLink current = link;
+        return current == null ? label : current.state().label();
+    }
+
     void toJson(final ObjectNode node)
     {
         final PeerControl current = link;

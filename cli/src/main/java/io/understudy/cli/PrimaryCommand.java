@@ -2,6 +2,7 @@ package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -50,6 +51,9 @@ final class PrimaryCommand implements Callable<Integer>
     @Mixin
     ReplicaOptions replica;
 
+    @Mixin
+    CountersOptions countersOptions;
+
     @Option(names = "--peer", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
         description = "The secondary's forwarding sink: " + PeerUri.USAGE + ".")
     PeerUri peerUri;
@@ -70,6 +74,7 @@ final class PrimaryCommand implements Callable<Integer>
     private final StatusWatch watch = new StatusWatch(events, this::status);
     /** Volatile: the link listener may run before the primary exists, on the link's thread. */
     private volatile ReplicationPrimary primary;
+    private DaemonCounters counters;
     private PrintWriter out;
     /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
     private boolean forwardingLossAnnounced;
@@ -81,14 +86,17 @@ final class PrimaryCommand implements Callable<Integer>
         validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
         try (DiskLock _ = DiskLock.acquire(replica.disk, true);
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared, replica.control,
+                out);
             IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
             BlockDevice disk = open(engine);
             PeerConnection connection = connectPeer(disk.size()))
         {
             primary = new ReplicationPrimary(disk, connection.forwarding(), replica.shared, (int)replica.clusterSize,
                 TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
+            counters.primary(primary, peer);
             try (ReplicationPrimary _ = primary;
-                DutyCycle _ = new DutyCycle("primary-duty", this::dutyCycle))
+                DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(this::dutyCycle)))
             {
                 adoptControl(connection);
                 final ControlResult started = primary.start(ReplicationMode.PRIMARY);
@@ -130,7 +138,7 @@ final class PrimaryCommand implements Callable<Integer>
 
     private void serve(final ShutdownSignal shutdown, final PeerConnection connection) throws InterruptedException
     {
-        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out);
+        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out, counters);
             ControlServer control = startControl();
             AgentRunner _ = watch.start())
         {
@@ -263,6 +271,7 @@ final class PrimaryCommand implements Callable<Integer>
             .put("forwarded", primary.link().forwarded())
             .put("forward-timeouts", primary.link().timeouts())
             .put("forwarding", primary.link().isForwarding());
+        counters.toJson(status);
         return status;
     }
 

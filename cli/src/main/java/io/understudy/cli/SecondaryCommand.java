@@ -2,6 +2,7 @@ package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -60,6 +61,9 @@ final class SecondaryCommand implements Callable<Integer>
     @Mixin
     ReplicaOptions replica;
 
+    @Mixin
+    CountersOptions countersOptions;
+
     @Option(names = "--hidden", required = true, paramLabel = "FILE",
         description = "Hidden overlay H (originals of clusters the primary overwrote); created sparse, emptied.")
     Path hidden;
@@ -93,6 +97,7 @@ final class SecondaryCommand implements Callable<Integer>
     private final ControlEvents events = new ControlEvents();
     private final StatusWatch watch = new StatusWatch(events, this::status);
     private ReplicationSecondary secondary;
+    private DaemonCounters counters;
     private ReplicaStateFile state;
     /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
     private volatile int cleanFlags;
@@ -110,6 +115,8 @@ final class SecondaryCommand implements Callable<Integer>
             DiskLock _ = DiskLock.acquire(touch(hidden), true);
             DiskLock _ = DiskLock.acquire(touch(active), true);
             ReplicaStateFile _ = state = openState();
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared, replica.control,
+                out);
             IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
             BlockDevice disk = open(engine, options))
         {
@@ -126,8 +133,9 @@ final class SecondaryCommand implements Callable<Integer>
             }
             secondary = new ReplicationSecondary(disk, hiddenStorage, activeStorage, (int)replica.clusterSize,
                 replica.shared, QUEUE_DEPTH);
+            counters.secondary(secondary, peer);
             try (ReplicationSecondary _ = secondary;
-                DutyCycle _ = new DutyCycle("secondary-duty", secondary::doWork))
+                DutyCycle _ = new DutyCycle("secondary-duty", counters.dutyCycle(secondary::doWork)))
             {
                 final ControlResult started = secondary.start(ReplicationMode.SECONDARY);
                 if (!started.ok())
@@ -183,7 +191,7 @@ final class SecondaryCommand implements Callable<Integer>
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
         try (SinkEndpoint sink = listenForPrimary();
-            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out);
+            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out, counters);
             ControlServer control = startControl();
             AgentRunner _ = watch.start())
         {
@@ -203,7 +211,7 @@ final class SecondaryCommand implements Callable<Integer>
         return switch (listen)
         {
             case NbdUri nbd -> NbdSinkEndpoint.listen(nbd, controlListen, secondary.sink(),
-                replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor());
+                replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor(), counters);
             case AeronUri aeron -> AeronSinkEndpoint.listen(aeron, replica.aeronDir, secondary.sink(),
                 replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor());
         };
@@ -260,6 +268,7 @@ final class SecondaryCommand implements Callable<Integer>
         status.put("cluster-size", replica.clusterSize);
         status.putObject("commit").put("done-bytes", secondary.committedBytes())
             .put("total-bytes", secondary.commitTotalBytes());
+        counters.toJson(status);
         return status;
     }
 

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
@@ -8,6 +9,7 @@ import io.understudy.engine.io.IoMode;
 import io.understudy.nbd.server.NbdServer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -65,8 +67,13 @@ final class ServeCommand implements Callable<Integer>
             + "thread does its own page-cache I/O, which measured fastest; more workers help slow disks)."})
     int ioWorkers;
 
+    @Mixin
+    CountersOptions countersOptions;
+
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
+
+    private DaemonCounters counters;
 
     @Override
     public Integer call() throws Exception
@@ -80,9 +87,12 @@ final class ServeCommand implements Callable<Integer>
         final ShutdownSignal shutdown = new ShutdownSignal();
         final FileOptions options = new FileOptions(readOnly, direct, FileOptions.DEFAULT_QUEUE_DEPTH);
         try (DiskLock _ = DiskLock.acquire(disk, !readOnly);
+            DaemonCounters _ = counters = countersOptions.open(DaemonRole.SERVE, false,
+                endpoint.socket != null ? endpoint.socket : CountersOptions.tcpServeBase(), out);
             IoEngine engine = IoEngines.create(ioMode, ioWorkers);
             BlockDevice device = openDevice(engine, options);
-            NbdServer server = startServer(device, out))
+            NbdServer server = startServer(device, out);
+            DutyCycle _ = new DutyCycle("serve-duty", counters.dutyCycle(() -> 0)))
         {
             out.printf("understudy: serving %s (%d bytes%s) as export '%s' with I/O backend %s%n",
                 disk, device.size(), readOnly ? ", read-only" : "", exportName, engine.choice(disk, options));
@@ -141,7 +151,8 @@ final class ServeCommand implements Callable<Integer>
             .exportName(exportName)
             .description("understudy: " + disk.getFileName())
             .device(device)
-            .readOnly(readOnly));
+            .readOnly(readOnly)
+            .errorHandler(counters.errorHandler()));
         try
         {
             if (endpoint.socket != null)
@@ -157,6 +168,7 @@ final class ServeCommand implements Callable<Integer>
                 server.bindTcp(endpoint.listen.host(), endpoint.listen.port());
             }
             server.start();
+            counters.nbd(server, exportName);
             return server;
         }
         catch (final IOException e)

@@ -5,43 +5,74 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
-/** {@code understudy status}: the daemon's role, mode, state, epoch, latched error and peer link. */
+/**
+ * {@code understudy status}: the daemon's role, mode, state, epoch, latched error and peer link, then its
+ * counters (the figures {@code understudy stat} reads from the counters file, here as the daemon answers).
+ */
 @Command(
     name = "status",
     mixinStandardHelpOptions = true,
     description = {
         "Print the replication status: role, mode, state (none, running, checkpointing, failover,",
-        "failover-failed, degraded, done), epoch, the latched error and the control link to the peer."})
+        "failover-failed, degraded, done), epoch, the latched error and the control link to the peer, then",
+        "the daemon's counters (as understudy stat shows them)."})
 final class StatusCommand implements Callable<Integer>
 {
     @Mixin
     ControlSocketOption socket;
 
-    @Option(names = "--json", description = "Print the status as one JSON object.")
+    @Option(names = "--json", description = "Print the status as one JSON object (per interval with --watch).")
     boolean json;
+
+    @Option(names = "--watch", description = "Print again every interval until interrupted.")
+    boolean watch;
+
+    @Option(names = "--interval", paramLabel = "MS", defaultValue = "1000",
+        description = "Interval of --watch (default: ${DEFAULT-VALUE}).")
+    long intervalMillis;
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call()
+    public Integer call() throws InterruptedException
     {
-        final JsonNode status = ControlClient.execute(socket.control, "status", ControlServer.JSON.createObjectNode());
+        if (intervalMillis <= 0)
+        {
+            throw new UserException("--interval must be positive");
+        }
+        final PrintWriter out = spec.commandLine().getOut();
+        do
+        {
+            print(out, ControlClient.execute(socket.control, "status", ControlServer.JSON.createObjectNode()));
+            out.flush();
+            if (watch)
+            {
+                Thread.sleep(intervalMillis);
+            }
+        }
+        while (watch);
+        return 0;
+    }
+
+    private void print(final PrintWriter out, final JsonNode status)
+    {
         if (json)
         {
-            spec.commandLine().getOut().println(status.toString());
-            return 0;
+            out.println(status.toString());
+            return;
         }
         final JsonNode error = status.path("error");
         final JsonNode peer = status.path("peer");
-        spec.commandLine().getOut().printf("role=%s mode=%s state=%s epoch=%d peer=%s%s error=%s%n",
+        out.printf("role=%s mode=%s state=%s epoch=%d peer=%s%s error=%s%n",
             status.path("role").asText(), status.path("mode").asText(), status.path("state").asText(),
             status.path("epoch").asLong(), peer.path("link").asText(),
             peer.path("reason").asText().isEmpty() ? "" : " (" + peer.path("reason").asText() + ")",
             error.isNull() || error.isMissingNode() ? "none" : error.path("errno").asText() + ": " +
                 error.path("reason").asText());
-        return 0;
+        CountersJson.print(out, status.path("counters"));
     }
 }

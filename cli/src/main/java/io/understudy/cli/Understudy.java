@@ -13,7 +13,8 @@ import picocli.CommandLine.Command;
     versionProvider = VersionProvider.class,
     description = "Block-replication sidecar for COLO fault-tolerant VMs, attached to the hypervisor over NBD.",
     subcommands = {ServeCommand.class, PrimaryCommand.class, SecondaryCommand.class, MediaDriverCommand.class,
-        CheckpointCommand.class, FailoverCommand.class, StopCommand.class, StatusCommand.class, EventsCommand.class,
+        CheckpointCommand.class, FailoverCommand.class, StopCommand.class, StatusCommand.class, StatCommand.class,
+        ErrorsCommand.class, EventsCommand.class,
         CommandLine.HelpCommand.class})
 public final class Understudy
 {

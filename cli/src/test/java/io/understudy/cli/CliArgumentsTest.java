@@ -56,6 +56,31 @@ class CliArgumentsTest
     }
 
     @Test
+    void metricsOnANonLoopbackAddressAreRefusedBeforeAnyFileIsCreated() throws Exception
+    {
+        final Path image = dir.resolve("m.img");
+        Files.write(image, new byte[4096]);
+        final Path socket = dir.resolve("m.sock");
+        assertEquals(Understudy.EXIT_FAILURE, run("serve", "--disk", image.toString(), "--socket", socket.toString(),
+            "--metrics-listen", "0.0.0.0:9100"));
+        assertTrue(err.toString().contains("--metrics-listen must be a loopback address"), err.toString());
+        assertFalse(Files.exists(dir.resolve("m.sock.counters")));
+        assertFalse(Files.exists(dir.resolve("m.sock.errors")));
+    }
+
+    @Test
+    void aCountersPathNamingAnotherFileIsRefusedAndTheFileKept() throws Exception
+    {
+        final Path image = dir.resolve("c.img");
+        Files.write(image, new byte[4096]);
+        assertEquals(Understudy.EXIT_FAILURE, run("serve", "--disk", image.toString(), "--socket",
+            dir.resolve("c.sock").toString(), "--counters", image.toString()));
+        assertTrue(err.toString().contains("--counters " + image + ": exists and is not an understudy counters " +
+            "file: refusing to replace it"), err.toString());
+        assertEquals(4096, Files.size(image));
+    }
+
+    @Test
     void socketAndListenAreExclusive()
     {
         assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--listen", "127.0.0.1:10809"));

@@ -73,6 +73,9 @@ public final class PeerLink implements BlockDevice
     private final IoCompletion fromPeer = this::onPeerComplete;
     private final AtomicLong forwarded = new AtomicLong();
     private final AtomicLong timeouts = new AtomicLong();
+    private final AtomicLong forwardedBytes = new AtomicLong();
+    /** Bytes of write-type requests with the peer now; the primary's lag behind the secondary. */
+    private final AtomicLong unacknowledgedBytes = new AtomicLong();
     /** When the peer started refusing requests without a break ({@link System#nanoTime()}), 0 if it is not. */
     private final AtomicLong refusingSince = new AtomicLong();
     /** Cleared by the first failure or by {@link #drop}; never set again (no silent resumption). */
@@ -125,6 +128,18 @@ public final class PeerLink implements BlockDevice
     public long forwarded()
     {
         return forwarded.get();
+    }
+
+    /** @return bytes of the write and write-zeroes requests handed to the peer since creation. */
+    public long forwardedBytes()
+    {
+        return forwardedBytes.get();
+    }
+
+    /** @return bytes of write-type requests handed to the peer and not answered nor timed out yet. */
+    public long unacknowledgedBytes()
+    {
+        return unacknowledgedBytes.get();
     }
 
     /** @return requests that hit their deadline. */
@@ -274,11 +289,16 @@ public final class PeerLink implements BlockDevice
         slot.cookie = cookie;
         slot.success = success;
         slot.op = op;
+        final long bytes = op == OP_FLUSH ? 0 : length;
+        slot.length = bytes;
         final long now = System.nanoTime();
         slot.deadline = now + timeoutNanos;
         // Volatile write publishes the fields above to the duty cycle and to the peer's completion thread.
         slot.ticket.set(armed);
         final long peerCookie = generation << 16 | slot.index;
+        // Counted before the peer sees the request, so a synchronous answer never drives the count below zero.
+        // Plain atomic adds: the value is all that matters, nothing else is published through it.
+        unacknowledgedBytes.getAndAdd(bytes);
         final boolean accepted = switch (op)
         {
             case OP_WRITE -> peer.write(offset, buffer, (int)length, flags, fromPeer, peerCookie);
@@ -289,6 +309,7 @@ public final class PeerLink implements BlockDevice
         {
             // Back-pressure from the peer: nothing started; the caller retries until the refusals outlast the
             // deadline, then the link fails and completes everything at once.
+            unacknowledgedBytes.getAndAdd(-bytes);
             slot.completion = null;
             slot.ticket.set(generation << 2 | IDLE);
             freeSlots.offer(slot);
@@ -297,6 +318,7 @@ public final class PeerLink implements BlockDevice
         }
         refusingSince.set(0);
         forwarded.incrementAndGet();
+        forwardedBytes.getAndAdd(bytes);
         // Fails harmlessly if the peer already answered synchronously.
         slot.ticket.compareAndSet(armed, generation << 2 | PENDING);
         return true;
@@ -366,6 +388,7 @@ public final class PeerLink implements BlockDevice
         final IoCompletion completion = slot.completion;
         final long cookie = slot.cookie;
         final int outcome = result < 0 ? slot.success : result;
+        unacknowledgedBytes.getAndAdd(-slot.length);
         slot.completion = null;
         freeSlots.offer(slot);
         completion.onComplete(cookie, outcome);
@@ -381,6 +404,7 @@ public final class PeerLink implements BlockDevice
         private long deadline;
         private int success;
         private int op;
+        private long length;
 
         Slot(final int index)
         {

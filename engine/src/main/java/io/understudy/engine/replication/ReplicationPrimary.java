@@ -58,6 +58,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
     private final GatedDevice front;
     private final AtomicBitmap dirty;
     private final ErrorLatch latch = new ErrorLatch();
+    private final CheckpointHistory checkpoints = new CheckpointHistory();
     private volatile ReplicationStage stage = ReplicationStage.NONE;
     private volatile boolean checkpointing;
     private volatile long epoch;
@@ -157,6 +158,18 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
     public AtomicBitmap dirtyBitmap()
     {
         return dirty;
+    }
+
+    /** @return durations of the successful checkpoints (for the counters). */
+    public CheckpointHistory checkpoints()
+    {
+        return checkpoints;
+    }
+
+    /** @return clusters the COW filter copied to the secondary's H since start (shared mode; 0 otherwise). */
+    public long cowCopies()
+    {
+        return cow == null ? 0 : cow.copies();
     }
 
     /** @return true if the cluster holding {@code offset} was written since the last successful checkpoint. */
@@ -293,6 +306,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
             dirty.clearAll();
             epoch++;
             final long end = System.nanoTime();
+            checkpoints.record(end - start);
             return new CheckpointReport(0, "", epoch, drained - start, flushEnd - drained, end - flushEnd,
                 end - start);
         }

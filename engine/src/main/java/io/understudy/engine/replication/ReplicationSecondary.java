@@ -66,6 +66,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     private final Arena arena = Arena.ofShared();
     private final AtomicLong committedBytes = new AtomicLong();
     private final AtomicLong commitTotalBytes = new AtomicLong();
+    private final CheckpointHistory checkpoints = new CheckpointHistory();
 
     private OverlayDevice hidden;
     private OverlayDevice active;
@@ -163,6 +164,12 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     public long commitTotalBytes()
     {
         return commitTotalBytes.get();
+    }
+
+    /** @return durations of the successful checkpoints (for the counters). */
+    public CheckpointHistory checkpoints()
+    {
+        return checkpoints;
     }
 
     /**
@@ -285,6 +292,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
                     drained - start, reset - drained);
             }
             epoch++;
+            checkpoints.record(reset - start);
             return new CheckpointReport(0, "", epoch, drained - start, 0, reset - drained, reset - start);
         }
         finally

@@ -145,6 +145,9 @@ class ReplicationConcurrencyTest
             assertEquals(CHECKPOINTS, secondary.epoch());
             assertSame(ReplicationState.RUNNING, primary.state());
             assertEquals(0, primary.link().timeouts());
+            assertEquals(0, primary.link().unacknowledgedBytes(), "every forwarded byte was answered");
+            assertEquals(CHECKPOINTS, primary.checkpoints().count());
+            assertEquals(CHECKPOINTS, secondary.checkpoints().count());
 
             assertTrue(primary.checkpoint(SECOND, deadline -> secondary.checkpoint(deadline - System.nanoTime())
                 .result()).ok());

@@ -108,6 +108,8 @@ class ReplicationPrimaryTest
         fx.assertBytes(secondary.view(), 0, SIZE, 0x11);
         assertEquals(0, wire.count(Kind.READ), "the secondary is never read (INV-P)");
         assertSame(ReplicationState.RUNNING, primary.state());
+        assertEquals(SIZE, primary.link().forwardedBytes());
+        assertEquals(0, primary.link().unacknowledgedBytes(), "every forwarded write was answered");
     }
 
     @Test
@@ -115,6 +117,8 @@ class ReplicationPrimaryTest
     {
         startPair();
         assertTrue(primary.checkpoint(SECOND).ok());
+        assertEquals(1, primary.checkpoints().count());
+        assertTrue(primary.checkpoints().lastNanos() > 0);
         assertEquals(ControlResult.OK, primary.getError());
         assertEquals(ControlResult.OK, primary.stop(false, SECOND));
         assertSame(ReplicationStage.DONE, primary.stage());
