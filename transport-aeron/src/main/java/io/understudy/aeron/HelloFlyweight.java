@@ -15,7 +15,7 @@ import static java.nio.ByteOrder.LITTLE_ENDIAN;
  *   +-------------------------------+-------------------------------+
  *   | disk size                                              u64    |
  *   +---------------------------------------------------------------+
- *   | generation id                                          u64    |
+ *   | generation id (frozen)                                 u64    |
  *   +---------------------------------------------------------------+
  *   | epoch                                                  u64    |
  *   +-------------------------------+-------------------------------+
@@ -26,8 +26,9 @@ import static java.nio.ByteOrder.LITTLE_ENDIAN;
  *   | reply channel: u16 LE length + ASCII, at blockLength (frozen)
  *   +------------------------------------
  * </pre>
- * The reply stream id and the reply channel stay where they are in every version, so a secondary can refuse a
- * HELLO of a version it does not speak on the channel the primary listens on.
+ * The reply stream id, the generation id and the reply channel stay where they are in every version, so a
+ * secondary can refuse a HELLO of a version it does not speak, on the channel the primary listens on and with the
+ * generation the primary waits for.
  */
 public final class HelloFlyweight
 {
@@ -81,6 +82,11 @@ public final class HelloFlyweight
         mutable.putInt(offset + FLAGS_OFFSET, hello.shared() ? FLAG_SHARED : 0, LITTLE_ENDIAN);
         mutable.putInt(offset + RESERVED_OFFSET, 0, LITTLE_ENDIAN);
         return BLOCK_LENGTH + ControlFlyweight.putText(mutable, offset + BLOCK_LENGTH, replyChannel);
+    }
+
+    public long generationId()
+    {
+        return buffer.getLong(offset + GENERATION_OFFSET, LITTLE_ENDIAN);
     }
 
     public int replyStreamId()

@@ -47,8 +47,8 @@ package io.understudy.aeron;
  * <p>
  * <b>Versioning</b>: a receiver drops any message whose schema id or version it does not speak (named by
  * {@link MessageHeader#check}); a HELLO of another version is answered with REFUSE (version). To make that answer
- * possible in every version, HELLO's first block field (the reply stream id) and its variable data (the reply
- * channel, at {@code blockLength}) are frozen. A larger {@code blockLength} than this version's is accepted
+ * possible in every version, HELLO's reply stream id, generation id and variable data (the reply channel, at
+ * {@code blockLength}) are frozen. A larger {@code blockLength} than this version's is accepted
  * (fields appended by a compatible extension are skipped); a smaller one is a protocol error.
  */
 public final class WireProtocol
