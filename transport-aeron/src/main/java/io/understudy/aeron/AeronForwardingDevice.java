@@ -63,7 +63,7 @@ final class AeronForwardingDevice implements BlockDevice
         }
     }
 
-    private final Publication publication;
+    private final GuardedPublication publication;
     private final long size;
     private final boolean shared;
     private final int partLength;
@@ -83,7 +83,7 @@ final class AeronForwardingDevice implements BlockDevice
     private volatile int failErrno = Errno.EIO;
 
     AeronForwardingDevice(
-        final Publication publication, final long size, final boolean shared, final int queueDepth,
+        final GuardedPublication publication, final long size, final boolean shared, final int queueDepth,
         final int partLength, final long backPressureWaitNanos)
     {
         if (queueDepth <= 0 || queueDepth > MAX_SLOTS)

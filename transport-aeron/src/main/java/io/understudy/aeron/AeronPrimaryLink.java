@@ -55,8 +55,8 @@ public final class AeronPrimaryLink implements PeerControl
     private static final int CONTROL_BUFFER_BYTES = MessageHeader.LENGTH + 64 + WireProtocol.MAX_TEXT;
     private static final int ERRNO_EPIPE = 32;
 
-    private final Publication data;
-    private final Publication control;
+    private final GuardedPublication data;
+    private final GuardedPublication control;
     private final Subscription replies;
     private final int replySessionId;
     private final LongSupplier epoch;
@@ -77,7 +77,8 @@ public final class AeronPrimaryLink implements PeerControl
     private volatile boolean closed;
 
     private AeronPrimaryLink(
-        final Publication data, final Publication control, final Subscription replies, final int replySessionId,
+        final GuardedPublication data, final GuardedPublication control, final Subscription replies,
+        final int replySessionId,
         final Hello hello, final AeronLinkContext context, final LongSupplier epoch, final Listener listener,
         final String peerName)
     {
@@ -123,14 +124,16 @@ public final class AeronPrimaryLink implements PeerControl
         final long deadline = System.nanoTime() + context.handshakeTimeoutNanos();
         final int sessionId = randomSessionId();
         Subscription replies = null;
-        Publication data = null;
-        Publication control = null;
+        GuardedPublication data = null;
+        GuardedPublication control = null;
         try
         {
             replies = aeron.addSubscription(replySubscriptionChannel(channel, context), WireProtocol.REPLY_STREAM_ID);
             final String replyChannel = replyChannel(channel, replies, deadline);
-            data = aeron.addPublication(channel.publicationChannel(sessionId), WireProtocol.DATA_STREAM_ID);
-            control = aeron.addPublication(channel.publicationChannel(sessionId), WireProtocol.CONTROL_STREAM_ID);
+            data = new GuardedPublication(aeron.addExclusivePublication(channel.publicationChannel(sessionId),
+                WireProtocol.DATA_STREAM_ID));
+            control = new GuardedPublication(aeron.addExclusivePublication(channel.publicationChannel(sessionId),
+                WireProtocol.CONTROL_STREAM_ID));
             while (!data.isConnected() || !control.isConnected())
             {
                 awaitStep(deadline, "no secondary answers on " + channel);

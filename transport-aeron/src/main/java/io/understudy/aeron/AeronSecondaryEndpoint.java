@@ -1,8 +1,6 @@
 package io.understudy.aeron;
 
 import io.aeron.Aeron;
-import io.aeron.ChannelUri;
-import io.aeron.CommonContext;
 import io.aeron.ControlledFragmentAssembler;
 import io.aeron.FragmentAssembler;
 import io.aeron.Publication;
@@ -26,7 +24,6 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -243,8 +240,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         }
         Thread.ofPlatform().daemon(true).name("aeron-refuse").start(() ->
         {
-            try (Publication publication = aeron.addPublication(replyPublicationChannel(replyChannel),
-                replyStreamId))
+            try (Publication publication = aeron.addExclusivePublication(replyChannel, replyStreamId))
             {
                 final UnsafeBuffer buffer = new UnsafeBuffer(new byte[MessageHeader.LENGTH +
                     ControlFlyweight.BLOCK_LENGTH + 2 + WireProtocol.MAX_TEXT]);
@@ -271,20 +267,6 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
                 refusalsInFlight.decrementAndGet();
             }
         });
-    }
-
-    /** @return the reply channel the primary named, with a session id of our own for this publication. */
-    private static String replyPublicationChannel(final String replyChannel)
-    {
-        final ChannelUri uri = ChannelUri.parse(replyChannel);
-        int sessionId;
-        do
-        {
-            sessionId = ThreadLocalRandom.current().nextInt();
-        }
-        while (sessionId == 0);
-        uri.put(CommonContext.SESSION_ID_PARAM_NAME, Integer.toString(sessionId));
-        return uri.toString();
     }
 
     /** One request being applied to the sink: the primary's cookie, the link it came on, its data buffer. */
@@ -697,10 +679,10 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         private void accept(final Hello hello, final int sessionId, final String replyChannel,
             final int replyStreamId)
         {
-            final Publication reply;
+            final GuardedPublication reply;
             try
             {
-                reply = aeron.addPublication(replyPublicationChannel(replyChannel), replyStreamId);
+                reply = new GuardedPublication(aeron.addExclusivePublication(replyChannel, replyStreamId));
             }
             catch (final RuntimeException ex)
             {

@@ -1,6 +1,5 @@
 package io.understudy.aeron;
 
-import io.aeron.Publication;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.PeerControl;
@@ -27,7 +26,7 @@ final class SecondaryLink implements PeerControl
     private final int sessionId;
     private final long generationId;
     private final Hello hello;
-    private final Publication reply;
+    private final GuardedPublication reply;
     private final Listener listener;
     private final LongSupplier epoch;
     private final LinkState link;
@@ -37,7 +36,7 @@ final class SecondaryLink implements PeerControl
     private volatile CheckpointAnswer checkpointAnswer;
 
     SecondaryLink(
-        final int id, final int sessionId, final Hello hello, final Publication reply, final Listener listener,
+        final int id, final int sessionId, final Hello hello, final GuardedPublication reply, final Listener listener,
         final LongSupplier epoch, final String peerName)
     {
         this.id = id;
@@ -70,7 +69,7 @@ final class SecondaryLink implements PeerControl
         return hello;
     }
 
-    Publication reply()
+    GuardedPublication reply()
     {
         return reply;
     }
