@@ -25,13 +25,20 @@ final class LinkFixture
     /** @return a UDP channel on a free loopback port, or IPC. */
     static AeronChannel channel(final boolean udp) throws IOException
     {
+        return channel(udp, "");
+    }
+
+    /** @param extraParams more URI parameters ({@code key=value|...}), or empty. */
+    static AeronChannel channel(final boolean udp, final String extraParams) throws IOException
+    {
         if (!udp)
         {
-            return AeronChannel.parse("aeron:ipc");
+            return AeronChannel.parse("aeron:ipc" + (extraParams.isEmpty() ? "" : "?" + extraParams));
         }
         try (DatagramSocket socket = new DatagramSocket(0))
         {
-            return AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + socket.getLocalPort());
+            return AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + socket.getLocalPort() +
+                (extraParams.isEmpty() ? "" : "|" + extraParams));
         }
     }
 
