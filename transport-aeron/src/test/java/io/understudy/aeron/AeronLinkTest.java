@@ -232,4 +232,26 @@ class AeronLinkTest extends LinkTestBase
         assertEquals(List.of("secondary stops"), second.goodbyes);
         assertEquals(PeerControl.State.GONE, again.state());
     }
+
+    /** Shared mode: writes travel as COW_DATA and land on the sink (the secondary's hidden disk) all the same. */
+    @Test
+    void sharedModeShipsCowData() throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext();
+        final Pair pair = new Pair(false, context);
+        final AeronPrimaryLink link = own(AeronPrimaryLink.connect(pair.primaryMedia, pair.channel,
+            new io.understudy.engine.link.Hello(DISK, 65536, true, 3, 5, 100, 1000), context, () -> 5,
+            new LinkFixture.Events()));
+        final MemorySegment data = arena.allocate(65536, 4096);
+        data.fill((byte)0x3C);
+        final AtomicIntegerArray result = new AtomicIntegerArray(new int[]{Integer.MIN_VALUE});
+        submit(s -> link.forwarding().write(65536, data, 65536, 0, (c, r) -> result.set(0, r), s), 0);
+        awaitAll(result, 1);
+        assertEquals(65536, result.get(0));
+        final byte[] disk = Files.readAllBytes(pair.file);
+        for (int i = 65536; i < 131072; i++)
+        {
+            assertEquals(0x3C, disk[i]);
+        }
+    }
 }

@@ -83,10 +83,11 @@ class AeronReplicationTest extends LinkTestBase
         final AeronMedia secondaryMedia = own(AeronMedia.embedded());
         final AeronMedia primaryMedia = udp ? own(AeronMedia.embedded()) : secondaryMedia;
         final AeronChannel channel = LinkFixture.channel(udp);
-        own(AeronSecondaryEndpoint.listen(secondaryMedia, channel, secondary.sink(), acceptor, secondary::epoch,
-            context));
+        final AeronSecondaryEndpoint endpoint = own(AeronSecondaryEndpoint.listen(secondaryMedia, channel,
+            secondary.sink(), acceptor, secondary::epoch, context));
+        final LinkFixture.Events primaryEvents = new LinkFixture.Events();
         final AeronPrimaryLink link = own(AeronPrimaryLink.connect(primaryMedia, channel,
-            new Hello(DISK, CLUSTER, false, 77, 0, 100, 1500), context, () -> 0, new LinkFixture.Events()));
+            new Hello(DISK, CLUSTER, false, 77, 0, 100, 1500), context, () -> 0, primaryEvents));
         final ReplicationPrimary primary = own(new ReplicationPrimary(local, link.forwarding(), false, CLUSTER,
             TimeUnit.SECONDS.toNanos(5), 16));
         assertEquals(ControlResult.OK, primary.start(ReplicationMode.PRIMARY));
@@ -110,7 +111,8 @@ class AeronReplicationTest extends LinkTestBase
                     random.nextBytes(data);
                     final MemorySegment segment = arena.allocate(length, 4096);
                     MemorySegment.copy(data, 0, segment, ValueLayout.JAVA_BYTE, 0, length);
-                    submit(s -> primary.write(offset, segment, length, 0, (c, r) -> results.set((int)c, r), s), stripe);
+                    submit(s -> primary.write(offset, segment, length, 0, (c, r) -> results.set((int)c, r), s),
+                        stripe);
                 }
                 awaitAll(results, STRIPES);
                 for (int i = 0; i < STRIPES; i++)
@@ -128,6 +130,32 @@ class AeronReplicationTest extends LinkTestBase
         }
         assertFalse(primary.isDegraded());
         assertEquals(PeerControl.State.UP, link.state());
+
+        // The secondary vanishes: the link is lost within the heartbeat timeout and the next guest write degrades
+        // the pair, as over NBD, while the guest write itself succeeds on the primary's disk.
+        if (udp)
+        {
+            secondaryMedia.close();
+        }
+        else
+        {
+            ((SecondaryLink)endpoint.link()).lost("test: silenced");
+            endpoint.close();
+        }
+        assertTrue(primaryEvents.awaitLost(5_000), "the primary never noticed");
+        final MemorySegment last = arena.allocate(4096, 4096);
+        last.fill((byte)0x77);
+        results.set(0, Integer.MIN_VALUE);
+        submit(s -> primary.write(0, last, 4096, 0, (c, r) -> results.set((int)c, r), s), 0);
+        awaitAll(results, 1);
+        assertEquals(4096, results.get(0));
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!primary.isDegraded() && System.nanoTime() < deadline)
+        {
+            Thread.sleep(5);
+        }
+        assertTrue(primary.isDegraded(), "the pair did not degrade");
+        assertEquals(0x77, Files.readAllBytes(primaryFile)[0]);
         duty.close();
     }
 
