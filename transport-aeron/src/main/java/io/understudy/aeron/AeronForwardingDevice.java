@@ -33,8 +33,9 @@ import java.util.concurrent.locks.LockSupport;
  * <b>Back-pressure never drops data.</b> When the publication is back-pressured (the secondary is slower than the
  * primary and its window is full), the submitting thread waits, up to {@code backPressureWaitNanos}, and the wait
  * is counted. If the first part still cannot go, nothing was started and the submit returns {@code false} (the
- * caller, {@code PeerLink}, retries until its own deadline); if a later part cannot go, the request completes
- * with {@link Errno#EAGAIN} once the parts already sent are acknowledged.
+ * caller, {@code PeerLink}, retries until its own deadline); a later part of a write under way waits longer
+ * ({@code partWaitNanos}: a started write cannot be withdrawn), and only if it still cannot go does the request
+ * complete with {@link Errno#EAGAIN}, once the parts already sent are acknowledged.
  * <p>
  * <b>Who completes.</b> The submitter marks a slot submitted after its last part; the agent counts ACKs. Both
  * check "submitted and every sent part acknowledged" after their own volatile write (a Dekker handshake, so one
@@ -68,6 +69,7 @@ final class AeronForwardingDevice implements BlockDevice
     private final boolean shared;
     private final int partLength;
     private final long backPressureWaitNanos;
+    private final long partWaitNanos;
     private final Slot[] slots;
     private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
     private final AtomicLong forwarded = new AtomicLong();
@@ -84,7 +86,7 @@ final class AeronForwardingDevice implements BlockDevice
 
     AeronForwardingDevice(
         final GuardedPublication publication, final long size, final boolean shared, final int queueDepth,
-        final int partLength, final long backPressureWaitNanos)
+        final int partLength, final long backPressureWaitNanos, final long partWaitNanos)
     {
         if (queueDepth <= 0 || queueDepth > MAX_SLOTS)
         {
@@ -95,6 +97,7 @@ final class AeronForwardingDevice implements BlockDevice
         this.shared = shared;
         this.partLength = partLength;
         this.backPressureWaitNanos = backPressureWaitNanos;
+        this.partWaitNanos = partWaitNanos;
         this.slots = new Slot[queueDepth];
         this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
         for (int i = 0; i < queueDepth; i++)
@@ -197,7 +200,8 @@ final class AeronForwardingDevice implements BlockDevice
     /** The forwarding link carries writes only: reads are served from the primary's own disk. */
     @Override
     public boolean read(
-        final long offset, final MemorySegment buffer, final int length, final IoCompletion completion, final long cookie)
+        final long offset, final MemorySegment buffer, final int length, final IoCompletion completion,
+        final long cookie)
     {
         completion.onComplete(cookie, -Errno.EOPNOTSUPP);
         return true;
@@ -371,7 +375,7 @@ final class AeronForwardingDevice implements BlockDevice
             {
                 slot.wrapPayload(data, partOffset, partBytes);
             }
-            if (!offer(slot, partBytes))
+            if (!offer(slot, partBytes, sent == 0 ? backPressureWaitNanos : partWaitNanos))
             {
                 break;
             }
@@ -405,7 +409,7 @@ final class AeronForwardingDevice implements BlockDevice
     }
 
     /** Offers one message, waiting out back-pressure up to the bound; @return true if it is in the log. */
-    private boolean offer(final Slot slot, final int payloadBytes)
+    private boolean offer(final Slot slot, final int payloadBytes, final long maxWaitNanos)
     {
         long waitStart = 0;
         int spins = 0;
@@ -433,7 +437,7 @@ final class AeronForwardingDevice implements BlockDevice
                 waitStart = now;
                 backPressureWaits.incrementAndGet();
             }
-            else if (now - waitStart > backPressureWaitNanos)
+            else if (now - waitStart > maxWaitNanos)
             {
                 backPressureNanos.addAndGet(now - waitStart);
                 return false;

@@ -17,6 +17,11 @@ public final class AeronLinkContext
     public static final int DEFAULT_SINK_SLOTS = 64;
     /** How long a guest write waits for a back-pressured publication before the submit reports back-pressure. */
     public static final long DEFAULT_BACK_PRESSURE_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    /**
+     * How long a later part of a write already under way waits for back-pressure to clear: a started write cannot
+     * be withdrawn, so it waits longer than the first part before it fails with EAGAIN.
+     */
+    public static final long DEFAULT_PART_WAIT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Deadline of the primary's connect and handshake, and of the secondary's answer to a HELLO. */
     public static final long DEFAULT_HANDSHAKE_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
 
@@ -24,6 +29,7 @@ public final class AeronLinkContext
     private int maxPartLength = DEFAULT_MAX_PART_LENGTH;
     private int sinkSlots = DEFAULT_SINK_SLOTS;
     private long backPressureWaitNanos = DEFAULT_BACK_PRESSURE_WAIT_NANOS;
+    private long partWaitNanos = DEFAULT_PART_WAIT_NANOS;
     private long handshakeTimeoutNanos = DEFAULT_HANDSHAKE_TIMEOUT_NANOS;
     private String replyHost;
 
@@ -71,6 +77,17 @@ public final class AeronLinkContext
         return backPressureWaitNanos;
     }
 
+    public AeronLinkContext partWaitNanos(final long partWaitNanos)
+    {
+        this.partWaitNanos = partWaitNanos;
+        return this;
+    }
+
+    public long partWaitNanos()
+    {
+        return partWaitNanos;
+    }
+
     public AeronLinkContext handshakeTimeoutNanos(final long handshakeTimeoutNanos)
     {
         this.handshakeTimeoutNanos = handshakeTimeoutNanos;
@@ -112,9 +129,10 @@ public final class AeronLinkContext
         {
             throw new IllegalArgumentException("sink slots must be positive: " + sinkSlots);
         }
-        if (backPressureWaitNanos < 0 || handshakeTimeoutNanos <= 0)
+        if (backPressureWaitNanos < 0 || partWaitNanos < backPressureWaitNanos || handshakeTimeoutNanos <= 0)
         {
-            throw new IllegalArgumentException("back-pressure wait and handshake timeout must be positive");
+            throw new IllegalArgumentException("back-pressure wait must be >= 0, the part wait at least as long, " +
+                "the handshake timeout positive");
         }
         return this;
     }

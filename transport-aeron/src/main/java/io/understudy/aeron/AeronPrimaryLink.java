@@ -93,7 +93,7 @@ public final class AeronPrimaryLink implements PeerControl
         final int partLength = Math.min(context.maxPartLength(),
             data.maxMessageLength() - MessageHeader.LENGTH - RequestFlyweight.BLOCK_LENGTH);
         this.device = new AeronForwardingDevice(data, hello.diskSize(), hello.shared(), context.queueDepth(),
-            partLength, context.backPressureWaitNanos());
+            partLength, context.backPressureWaitNanos(), context.partWaitNanos());
         this.runner = new AgentRunner(AeronMedia.backoff(), this::onAgentError, null, new PrimaryAgent());
     }
 

@@ -12,7 +12,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
-/** Pieces the Aeron link tests share: channels on free ports, an acceptor with the usual checks, a recording listener. */
+/**
+ * Pieces the Aeron link tests share: channels on free ports, an acceptor with the usual checks, a recording
+ * listener.
+ */
 final class LinkFixture
 {
     static final int INTERVAL_MILLIS = 100;

@@ -1,18 +1,10 @@
 package io.understudy.aeron;
 
 import io.understudy.engine.device.BlockDevice;
-import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.threads.ThreadPoolIoEngine;
-import io.understudy.engine.link.PeerControl;
-import io.understudy.engine.link.PeerRefusedException;
-import io.understudy.engine.link.RefusalCode;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
@@ -24,13 +16,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
