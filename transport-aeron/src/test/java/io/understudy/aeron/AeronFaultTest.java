@@ -70,6 +70,36 @@ class AeronFaultTest extends LinkTestBase
         assertEquals(link.forwarded(), link.acked());
     }
 
+    /**
+     * 20 % of the frames sent each way overtake the frame before them (a reordering send endpoint) and 2 % are
+     * dropped besides: the receivers put them back in order, and the secondary's file is byte-exact.
+     */
+    @Test
+    void reorderingIsRepairedByteExact() throws Exception
+    {
+        final AtomicLong reordered = new AtomicLong();
+        final AtomicLong dropped = new AtomicLong();
+        final AeronLinkContext context = new AeronLinkContext();
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded(reordering(0.2, 3, reordered, dropped)));
+        final AeronMedia primaryMedia = own(AeronMedia.embedded(reordering(0.2, 4, reordered, dropped)));
+        final Pair pair = new Pair(true, context, secondaryMedia, primaryMedia);
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        runContract(pair, link, 12, 13);
+        assertTrue(reordered.get() > 100, "only " + reordered.get() + " frames reordered");
+        assertEquals(link.forwarded(), link.acked());
+    }
+
+    private static Consumer<MediaDriver.Context> reordering(
+        final double rate, final long seed, final AtomicLong reordered, final AtomicLong dropped)
+    {
+        return context -> context
+            .sendChannelEndpointSupplier((channel, counter, ctx) -> new ReorderingSendChannelEndpoint(channel, counter,
+                ctx, rate, seed, reordered))
+            .receiveChannelEndpointSupplier((channel, dispatcher, counter, ctx) -> new DebugReceiveChannelEndpoint(
+                channel, dispatcher, counter, ctx, counting(new RandomLossGenerator(0.02, seed + 100), dropped),
+                new RandomLossGenerator(0)));
+    }
+
     private static Consumer<MediaDriver.Context> lossy(final double rate, final long seed, final AtomicLong dropped)
     {
         return context -> context
