@@ -20,7 +20,8 @@ import java.util.function.Consumer;
  * directory ({@code --aeron-dir}). Either way it owns one Aeron client, which every publication and subscription of
  * the links share.
  * <p>
- * Closing closes the client, then the embedded driver, which removes its directory.
+ * Closing closes the client, then the embedded driver, which removes its directory; a JVM that exits without
+ * closing removes it in a shutdown hook.
  */
 public final class AeronMedia implements AutoCloseable
 {
@@ -30,12 +31,24 @@ public final class AeronMedia implements AutoCloseable
     private final MediaDriver driver;
     private final Aeron aeron;
     private final String directory;
+    /** Removes an embedded driver's directory if the process exits without closing this object. */
+    private final Thread exitCleanup;
+    private boolean closed;
 
     private AeronMedia(final MediaDriver driver, final Aeron aeron, final String directory)
     {
         this.driver = driver;
         this.aeron = aeron;
         this.directory = directory;
+        if (driver != null)
+        {
+            exitCleanup = new Thread(() -> IoUtil.delete(new File(directory), true), "aeron-dir-cleanup");
+            Runtime.getRuntime().addShutdownHook(exitCleanup);
+        }
+        else
+        {
+            exitCleanup = null;
+        }
     }
 
     /** Starts an embedded driver with the defaults described above. */
@@ -107,15 +120,29 @@ public final class AeronMedia implements AutoCloseable
         return driver != null;
     }
 
+    /** Idempotent. */
     @Override
-    public void close()
+    public synchronized void close()
     {
+        if (closed)
+        {
+            return;
+        }
+        closed = true;
         aeron.close();
         if (driver != null)
         {
             driver.close();
             // dirDeleteOnShutdown removes the driver's files; make sure the directory itself is gone too.
             IoUtil.delete(new File(directory), true);
+            try
+            {
+                Runtime.getRuntime().removeShutdownHook(exitCleanup);
+            }
+            catch (final IllegalStateException ex)
+            {
+                // The JVM is exiting: the hook runs anyway and finds nothing left to delete.
+            }
         }
     }
 

@@ -139,7 +139,7 @@ class AeronLinkTest extends LinkTestBase
     void primaryNoticesALostSecondaryWithinTheTimeout(final boolean udp) throws Exception
     {
         final AeronLinkContext context = new AeronLinkContext();
-        final AeronMedia secondaryMedia = AeronMedia.embedded();
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded());
         final Pair pair = new Pair(udp, context, secondaryMedia, udp ? own(AeronMedia.embedded()) : secondaryMedia);
         final LinkFixture.Events events = new LinkFixture.Events();
         final AeronPrimaryLink link = pair.connect(events, context);
@@ -166,17 +166,13 @@ class AeronLinkTest extends LinkTestBase
         final MemorySegment buffer = arena.allocate(4096, 4096);
         assertTrue(link.forwarding().write(0, buffer, 4096, 0, (c, r) -> result.set(0, r), 0));
         assertEquals(-Errno.EIO, result.get(0), "a write after the loss fails at once");
-        if (!udp)
-        {
-            own(secondaryMedia);
-        }
     }
 
     @Test
     void secondaryNoticesALostPrimaryWithinTheTimeout() throws Exception
     {
         final AeronLinkContext context = new AeronLinkContext();
-        final AeronMedia primaryMedia = AeronMedia.embedded();
+        final AeronMedia primaryMedia = own(AeronMedia.embedded());
         final Pair pair = new Pair(true, context, own(AeronMedia.embedded()), primaryMedia);
         final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
         Thread.sleep(300);

@@ -46,6 +46,12 @@ abstract class LinkTestBase
             resources.get(i).close();
         }
         arena.close();
+        final String prefix = "understudy-aeron-" + ProcessHandle.current().pid() + "-";
+        try (var left = Files.list(Path.of("/dev/shm")))
+        {
+            assertEquals(List.of(), left.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(prefix))
+                .toList(), "media driver directories left behind");
+        }
     }
 
     <T extends AutoCloseable> T own(final T resource)
