@@ -114,16 +114,16 @@ final class SecondaryLink implements PeerControl
         return answer;
     }
 
-    /** Agent: the primary went silent or broke the protocol. */
+    /** Agent: the primary went silent or broke the protocol; the reply stream goes with the link. */
     void lost(final String why)
     {
-        link.lost(why, () -> { });
+        link.lost(why, () -> CloseHelper.quietClose(reply));
     }
 
-    /** Agent: the primary said goodbye. */
+    /** Agent: the primary said goodbye; the reply stream goes with the link. */
     void gone(final boolean failover, final String text)
     {
-        link.gone(failover, text, () -> { });
+        link.gone(failover, text, () -> CloseHelper.quietClose(reply));
     }
 
     @Override
