@@ -54,6 +54,7 @@ public final class AeronPrimaryLink implements PeerControl
     private static final int FRAGMENT_LIMIT = 64;
     private static final int CONTROL_BUFFER_BYTES = MessageHeader.LENGTH + 64 + WireProtocol.MAX_TEXT;
     private static final int ERRNO_EPIPE = 32;
+    private static final String ROLE = "aeron-primary";
 
     private final GuardedPublication data;
     private final GuardedPublication control;
@@ -161,7 +162,7 @@ public final class AeronPrimaryLink implements PeerControl
             }
             final AeronPrimaryLink link = new AeronPrimaryLink(data, control, replies, answer.sessionId, hello,
                 context, epoch, listener, channel.toString());
-            AgentRunner.startOnThread(link.runner, r -> Thread.ofPlatform().daemon(true).unstarted(r));
+            AgentRunner.startOnThread(link.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
             return link;
         }
         catch (final IOException | RuntimeException ex)
@@ -589,7 +590,7 @@ public final class AeronPrimaryLink implements PeerControl
         @Override
         public String roleName()
         {
-            return "aeron-primary";
+            return ROLE;
         }
     }
 }

@@ -55,6 +55,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
 {
     private static final System.Logger LOG = System.getLogger("io.understudy.aeron");
     private static final int FRAGMENT_LIMIT = 32;
+    private static final String ROLE = "aeron-secondary";
     private static final int MAX_REFUSALS_IN_FLIGHT = 4;
     private static final long OFFER_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
     private static final long CLOSE_DRAIN_NANOS = TimeUnit.SECONDS.toNanos(5);
@@ -133,7 +134,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         context.conclude();
         final AeronSecondaryEndpoint endpoint = new AeronSecondaryEndpoint(media, channel, sink, acceptor, epoch,
             context);
-        AgentRunner.startOnThread(endpoint.runner, r -> Thread.ofPlatform().daemon(true).unstarted(r));
+        AgentRunner.startOnThread(endpoint.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
         return endpoint;
     }
 
@@ -333,7 +334,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         @Override
         public String roleName()
         {
-            return "aeron-secondary";
+            return ROLE;
         }
 
         @Override
