@@ -109,7 +109,8 @@ public final class AeronPrimaryLink implements PeerControl
      * @param epoch    the primary's current epoch, sent in heartbeats.
      * @param listener hears that the secondary was lost or said goodbye (on a thread of its own).
      * @throws PeerRefusedException if the secondary refused, with its reason.
-     * @throws IOException          if nobody answers within the handshake timeout or the answer is not the protocol.
+     * @throws IOException          if nobody answers within the handshake timeout, the answer is not the protocol,
+     *                              or Aeron refuses the channel.
      */
     public static AeronPrimaryLink connect(
         final AeronMedia media, final AeronChannel channel, final Hello hello, final AeronLinkContext context,
@@ -165,10 +166,16 @@ public final class AeronPrimaryLink implements PeerControl
             AgentRunner.startOnThread(link.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
             return link;
         }
-        catch (final IOException | RuntimeException ex)
+        catch (final IOException ex)
         {
             CloseHelper.quietCloseAll(data, control, replies);
             throw ex;
+        }
+        catch (final RuntimeException ex)
+        {
+            // Aeron's registration errors (a bad channel, a port in use) are the operator's to fix, like I/O errors.
+            CloseHelper.quietCloseAll(data, control, replies);
+            throw new IOException("cannot link to " + channel + ": " + ex.getMessage(), ex);
         }
     }
 

@@ -23,6 +23,7 @@ import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 import org.agrona.concurrent.UnsafeBuffer;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -126,14 +127,23 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
      * @param sink     where accepted requests are applied ({@code ReplicationSecondary.sink()}); not owned.
      * @param acceptor decides about every HELLO, and hears about each link that comes up (on the agent thread).
      * @param epoch    the secondary's epoch, sent in HELLO_ACK and heartbeats.
+     * @throws IOException if Aeron refuses the channel (e.g. the port is in use).
      */
     public static AeronSecondaryEndpoint listen(
         final AeronMedia media, final AeronChannel channel, final BlockDevice sink, final LinkAcceptor acceptor,
-        final LongSupplier epoch, final AeronLinkContext context)
+        final LongSupplier epoch, final AeronLinkContext context) throws IOException
     {
         context.conclude();
-        final AeronSecondaryEndpoint endpoint = new AeronSecondaryEndpoint(media, channel, sink, acceptor, epoch,
-            context);
+        final AeronSecondaryEndpoint endpoint;
+        try
+        {
+            endpoint = new AeronSecondaryEndpoint(media, channel, sink, acceptor, epoch, context);
+        }
+        catch (final RuntimeException ex)
+        {
+            // Aeron's registration errors (a port in use, a bad channel) are the operator's to fix.
+            throw new IOException("cannot listen on " + channel + ": " + ex.getMessage(), ex);
+        }
         AgentRunner.startOnThread(endpoint.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
         return endpoint;
     }

@@ -234,4 +234,20 @@ class AeronFaultTest extends LinkTestBase
         assertTrue(error.getMessage().contains("no secondary answers"), error.getMessage());
         assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(3));
     }
+
+    /** A port already bound by another process is named in an IOException, not a runtime failure. */
+    @Test
+    void listeningOnABusyPortIsAnIOException() throws Exception
+    {
+        final AeronMedia media = own(AeronMedia.embedded());
+        try (java.net.DatagramSocket taken = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress()))
+        {
+            final AeronChannel channel = AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + taken.getLocalPort());
+            final java.io.IOException error = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> own(AeronSecondaryEndpoint.listen(media, channel, new MemorySink(arena.allocate(DISK, 4096)), new LinkFixture.Acceptor(DISK,
+                    5), () -> 5, new AeronLinkContext())));
+            assertTrue(error.getMessage().startsWith("cannot listen on aeron:udp?endpoint=127.0.0.1:"),
+                error.getMessage());
+        }
+    }
 }
