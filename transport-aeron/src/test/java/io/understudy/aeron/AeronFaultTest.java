@@ -16,7 +16,10 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
 import java.nio.file.Files;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -25,6 +28,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -227,7 +231,7 @@ class AeronFaultTest extends LinkTestBase
     {
         final AeronMedia media = own(AeronMedia.embedded());
         final long start = System.nanoTime();
-        final java.io.IOException error = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+        final IOException error = assertThrows(IOException.class,
             () -> AeronPrimaryLink.connect(media, LinkFixture.channel(true), new Hello(DISK, 65536, false, 1, 5, 100,
                 1000), new AeronLinkContext().handshakeTimeoutNanos(TimeUnit.MILLISECONDS.toNanos(500)), () -> 5,
                 new LinkFixture.Events()));
@@ -240,12 +244,12 @@ class AeronFaultTest extends LinkTestBase
     void listeningOnABusyPortIsAnIOException() throws Exception
     {
         final AeronMedia media = own(AeronMedia.embedded());
-        try (java.net.DatagramSocket taken = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress()))
+        final MemorySink sink = new MemorySink(arena.allocate(DISK, 4096));
+        try (DatagramSocket taken = new DatagramSocket(0, InetAddress.getLoopbackAddress()))
         {
             final AeronChannel channel = AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + taken.getLocalPort());
-            final java.io.IOException error = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
-                () -> own(AeronSecondaryEndpoint.listen(media, channel, new MemorySink(arena.allocate(DISK, 4096)), new LinkFixture.Acceptor(DISK,
-                    5), () -> 5, new AeronLinkContext())));
+            final IOException error = assertThrows(IOException.class, () -> own(AeronSecondaryEndpoint.listen(media,
+                channel, sink, new LinkFixture.Acceptor(DISK, 5), () -> 5, new AeronLinkContext())));
             assertTrue(error.getMessage().startsWith("cannot listen on aeron:udp?endpoint=127.0.0.1:"),
                 error.getMessage());
         }

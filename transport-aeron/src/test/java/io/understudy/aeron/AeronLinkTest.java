@@ -1,6 +1,7 @@
 package io.understudy.aeron;
 
 import io.understudy.engine.device.Errno;
+import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.PeerControl;
 import io.understudy.engine.link.PeerRefusedException;
 import io.understudy.engine.link.RefusalCode;
@@ -127,7 +128,7 @@ class AeronLinkTest extends LinkTestBase
 
         final AeronPrimaryLink first = pair.connect(new LinkFixture.Events(), context);
         final PeerRefusedException busy = assertThrows(PeerRefusedException.class, () -> own(AeronPrimaryLink.connect(
-            pair.primaryMedia, pair.channel, new io.understudy.engine.link.Hello(DISK, 65536, false, 99, 5, 100, 1000),
+            pair.primaryMedia, pair.channel, new Hello(DISK, 65536, false, 99, 5, 100, 1000),
             context, () -> 5, new LinkFixture.Events())));
         assertEquals(RefusalCode.BUSY, busy.code());
         assertEquals(PeerControl.State.UP, first.state());
@@ -224,7 +225,7 @@ class AeronLinkTest extends LinkTestBase
         final AeronLinkContext context = new AeronLinkContext();
         final Pair pair = new Pair(false, context);
         final AeronPrimaryLink link = own(AeronPrimaryLink.connect(pair.primaryMedia, pair.channel,
-            new io.understudy.engine.link.Hello(DISK, 65536, true, 3, 5, 100, 1000), context, () -> 5,
+            new Hello(DISK, 65536, true, 3, 5, 100, 1000), context, () -> 5,
             new LinkFixture.Events()));
         final MemorySegment data = arena.allocate(65536, 4096);
         data.fill((byte)0x3C);

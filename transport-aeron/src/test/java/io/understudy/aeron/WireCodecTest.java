@@ -1,6 +1,8 @@
 package io.understudy.aeron;
 
+import io.aeron.ChannelUri;
 import io.understudy.engine.link.Hello;
+import org.agrona.DirectBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
 
@@ -8,6 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Exact layouts of the wire schema: field offsets and byte order as drawn in the Javadoc, and the header checks. */
 class WireCodecTest
@@ -30,7 +34,7 @@ class WireCodecTest
         assertEquals(4096, bytes.getLong(16));
         assertEquals(512, bytes.getLong(24));
         assertEquals(1, bytes.getInt(32));
-        final RequestFlyweight decoded = new RequestFlyweight().wrap((org.agrona.DirectBuffer)buffer, 8);
+        final RequestFlyweight decoded = new RequestFlyweight().wrap((DirectBuffer)buffer, 8);
         assertEquals(0x0102030405060708L, decoded.cookie());
         assertEquals(4096, decoded.diskOffset());
         assertEquals(512, decoded.length());
@@ -49,7 +53,7 @@ class WireCodecTest
         assertEquals(1002, bytes.getInt(8));
         assertEquals(-7L, bytes.getLong(8 + 16));
         assertEquals(34, bytes.getShort(8 + HelloFlyweight.BLOCK_LENGTH));
-        final HelloFlyweight decoded = new HelloFlyweight().wrap((org.agrona.DirectBuffer)buffer, 8);
+        final HelloFlyweight decoded = new HelloFlyweight().wrap((DirectBuffer)buffer, 8);
         assertEquals(hello, decoded.hello());
         assertEquals("aeron:udp?endpoint=127.0.0.1:40123", decoded.replyChannel(header.blockLength(), length));
         assertEquals(MessageHeader.Verdict.OK, MessageHeader.check(header, length));
@@ -72,7 +76,7 @@ class WireCodecTest
 
         header.encode(WireProtocol.ACK);
         new AckFlyweight().wrap(buffer, 8).encode(77, -5);
-        final AckFlyweight ack = new AckFlyweight().wrap((org.agrona.DirectBuffer)buffer, 8);
+        final AckFlyweight ack = new AckFlyweight().wrap((DirectBuffer)buffer, 8);
         assertEquals(77, ack.cookie());
         assertEquals(-5, ack.result());
     }
@@ -96,14 +100,14 @@ class WireCodecTest
     {
         final AeronChannel udp = AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:40456");
         assertEquals("127.0.0.1", udp.host());
-        final io.aeron.ChannelUri published = io.aeron.ChannelUri.parse(udp.publicationChannel());
+        final ChannelUri published = ChannelUri.parse(udp.publicationChannel());
         assertEquals("127.0.0.1:40456", published.get("endpoint"));
         assertEquals("8192", published.get("mtu"));
         assertEquals("16777216", published.get("term-length"));
-        assertEquals(true, AeronChannel.parse("aeron:ipc").isIpc());
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        assertTrue(AeronChannel.parse("aeron:ipc").isIpc());
+        assertThrows(IllegalArgumentException.class,
             () -> AeronChannel.parse("aeron:udp?interface=127.0.0.1"));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        assertThrows(IllegalArgumentException.class,
             () -> AeronChannel.parse("tcp://host:1"));
     }
 }
