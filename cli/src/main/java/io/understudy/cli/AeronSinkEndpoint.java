@@ -7,6 +7,7 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.LinkAcceptor;
 import org.agrona.CloseHelper;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
@@ -35,7 +36,7 @@ final class AeronSinkEndpoint implements SinkEndpoint
             return new AeronSinkEndpoint(media, AeronSecondaryEndpoint.listen(media, listen.channel(), sink,
                 acceptor, epoch, context));
         }
-        catch (final RuntimeException e)
+        catch (final IOException | RuntimeException e)
         {
             media.close();
             throw new UserException(listen + ": " + e.getMessage(), e);

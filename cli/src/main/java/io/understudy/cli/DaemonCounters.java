@@ -11,7 +11,7 @@ import io.understudy.engine.replication.ErrorLatch;
 import io.understudy.engine.replication.ReplicationPrimary;
 import io.understudy.engine.replication.ReplicationSecondary;
 import io.understudy.engine.replication.ReplicationState;
-import io.understudy.nbd.control.ControlLink;
+import io.understudy.engine.link.PeerControl;
 import io.understudy.nbd.protocol.NbdProtocol;
 import io.understudy.nbd.server.NbdCounters;
 import io.understudy.nbd.server.NbdServer;
@@ -226,7 +226,7 @@ final class DaemonCounters implements AutoCloseable
         private final AtomicCounter p99Micros = counter(CounterType.CHECKPOINT_P99_US, null);
         private final AtomicCounter peerLink = counter(CounterType.PEER_LINK, null);
         private ErrorLatch.LatchedError reportedError;
-        private ControlLink reportedLostLink;
+        private PeerControl reportedLostLink;
 
         ReplicationSampler(final PeerStatus peer)
         {
@@ -250,8 +250,8 @@ final class DaemonCounters implements AutoCloseable
                 errors.onError(new ObservedFailure("replication error latched: " +
                     Errno.name(latched.errno()) + ": " + latched.reason()));
             }
-            final ControlLink link = peer.link();
-            if (link != null && link != reportedLostLink && link.state() == ControlLink.State.LOST)
+            final PeerControl link = peer.link();
+            if (link != null && link != reportedLostLink && link.state() == PeerControl.State.LOST)
             {
                 reportedLostLink = link;
                 errors.onError(new ObservedFailure("control link to " + link.peerName() + " lost: " +

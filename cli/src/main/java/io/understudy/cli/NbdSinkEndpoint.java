@@ -1,6 +1,5 @@
 package io.understudy.cli;
 
-import io.understudy.cli.counters.DaemonCounters;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.LinkAcceptor;
 import io.understudy.nbd.control.ControlLinkListener;

@@ -53,7 +53,7 @@ final class PeerStatus
     /** @return what {@code status} shows as the peer's link: none, foreign, or the current link's state. */
     String label()
     {
-        final ControlLink current = link;
+        final PeerControl current = link;
         return current == null ? label : current.state().label();
     }
 

@@ -1,0 +1,147 @@
+package io.understudy.aeron;
+
+import io.aeron.ChannelUri;
+import io.aeron.CommonContext;
+
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+
+/**
+ * A link channel from the command line: {@code aeron:udp?endpoint=HOST:PORT} (the secondary's listening address)
+ * or {@code aeron:ipc} (both sidecars on one host and one media driver). Further Aeron URI parameters are kept.
+ * <p>
+ * Publications get {@code mtu} {@value #DEFAULT_MTU} (4 KiB writes then travel in one frame; loopback's link MTU
+ * is 64 KiB) and a term length of {@value #DEFAULT_TERM_LENGTH} bytes unless the URI sets them: a message may be
+ * at most an eighth of a term, which bounds the part size of forwarded writes.
+ */
+public final class AeronChannel
+{
+    public static final int DEFAULT_MTU = 8192;
+    public static final int DEFAULT_TERM_LENGTH = 16 << 20;
+
+    private final ChannelUri uri;
+
+    private AeronChannel(final ChannelUri uri)
+    {
+        this.uri = uri;
+    }
+
+    /**
+     * @throws IllegalArgumentException naming what is wrong: not an Aeron URI, another media, or UDP without an
+     *                                  endpoint.
+     */
+    public static AeronChannel parse(final String text)
+    {
+        final ChannelUri uri;
+        try
+        {
+            uri = ChannelUri.parse(text);
+        }
+        catch (final RuntimeException ex)
+        {
+            throw new IllegalArgumentException("not an Aeron channel URI: " + text + " (" + ex.getMessage() + ")",
+                ex);
+        }
+        if (uri.isUdp())
+        {
+            final String endpoint = uri.get(CommonContext.ENDPOINT_PARAM_NAME);
+            if (endpoint == null || endpoint.lastIndexOf(':') <= 0)
+            {
+                throw new IllegalArgumentException("an aeron:udp channel needs endpoint=HOST:PORT: " + text);
+            }
+        }
+        else if (!uri.isIpc())
+        {
+            throw new IllegalArgumentException("expected aeron:udp?endpoint=HOST:PORT or aeron:ipc: " + text);
+        }
+        return new AeronChannel(uri);
+    }
+
+    public boolean isIpc()
+    {
+        return uri.isIpc();
+    }
+
+    /** @return HOST:PORT of a UDP channel, null for IPC. */
+    public String endpoint()
+    {
+        return uri.get(CommonContext.ENDPOINT_PARAM_NAME);
+    }
+
+    /** @return the host of a UDP endpoint (brackets of an IPv6 literal removed), null for IPC. */
+    public String host()
+    {
+        final String endpoint = endpoint();
+        if (endpoint == null)
+        {
+            return null;
+        }
+        final String host = endpoint.substring(0, endpoint.lastIndexOf(':'));
+        return host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+    }
+
+    /**
+     * @return this channel, or for a UDP endpoint with port 0 the same channel with a port that was free a moment
+     * ago. Aeron would bind each subscription to its own free port, and the data and control streams must share
+     * one; a port taken in between makes the subscription fail with "address already in use", never silently.
+     * @throws IOException if no UDP port can be bound on the endpoint's host.
+     */
+    public AeronChannel withFreePort() throws IOException
+    {
+        final String endpoint = endpoint();
+        if (endpoint == null || !endpoint.endsWith(":0"))
+        {
+            return this;
+        }
+        final int port;
+        try (DatagramSocket probe = new DatagramSocket(new InetSocketAddress(host(), 0)))
+        {
+            port = probe.getLocalPort();
+        }
+        final ChannelUri copy = ChannelUri.parse(uri.toString());
+        copy.put(CommonContext.ENDPOINT_PARAM_NAME, endpoint.substring(0, endpoint.length() - 1) + port);
+        return new AeronChannel(copy);
+    }
+
+    /** @return the channel to subscribe to (the secondary's data stream). */
+    public String subscriptionChannel()
+    {
+        return uri.toString();
+    }
+
+    /** @return the channel to publish on, with MTU and term length defaulted. */
+    public String publicationChannel()
+    {
+        return withDefaults(uri.toString());
+    }
+
+    /** @return the channel to publish on with a session id of our own, so the receiver tells publishers apart. */
+    public String publicationChannel(final int sessionId)
+    {
+        final ChannelUri copy = ChannelUri.parse(publicationChannel());
+        copy.put(CommonContext.SESSION_ID_PARAM_NAME, Integer.toString(sessionId));
+        return copy.toString();
+    }
+
+    /** @return {@code channel} with this module's MTU and term length unless it sets them. */
+    static String withDefaults(final String channel)
+    {
+        final ChannelUri copy = ChannelUri.parse(channel);
+        if (copy.get(CommonContext.MTU_LENGTH_PARAM_NAME) == null)
+        {
+            copy.put(CommonContext.MTU_LENGTH_PARAM_NAME, Integer.toString(DEFAULT_MTU));
+        }
+        if (copy.get(CommonContext.TERM_LENGTH_PARAM_NAME) == null)
+        {
+            copy.put(CommonContext.TERM_LENGTH_PARAM_NAME, Integer.toString(DEFAULT_TERM_LENGTH));
+        }
+        return copy.toString();
+    }
+
+    @Override
+    public String toString()
+    {
+        return uri.toString();
+    }
+}

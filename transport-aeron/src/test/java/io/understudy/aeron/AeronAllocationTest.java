@@ -1,0 +1,99 @@
+package io.understudy.aeron;
+
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.link.PeerControl;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The hot path allocates nothing on either side: after a warm-up, forwarding 20 000 writes (4 KiB and 64 KiB, so
+ * reassembled messages too) costs the submitting thread and both link agents less than one byte per write in total,
+ * measured with the JVM's per-thread allocation counters (the media driver's own threads are not ours).
+ */
+@Timeout(120)
+class AeronAllocationTest extends LinkTestBase
+{
+    private static final int WRITES = 20_000;
+    private static final int DEPTH = 8;
+
+    @ParameterizedTest(name = "udp={0}")
+    @ValueSource(booleans = {false, true})
+    void forwardingAllocatesNothingPerWrite(final boolean udp) throws Exception
+    {
+        final AeronMedia media = own(AeronMedia.embedded());
+        final AeronChannel channel = LinkFixture.channel(udp);
+        final LinkFixture.Acceptor acceptor = new LinkFixture.Acceptor(DISK, 5);
+        own(AeronSecondaryEndpoint.listen(media, channel, new MemorySink(arena.allocate(DISK, 4096)), acceptor,
+            () -> 5, new AeronLinkContext()));
+        final AeronPrimaryLink link = own(AeronPrimaryLink.connect(media, channel, LinkFixture.hello(DISK, 5),
+            new AeronLinkContext(), () -> 5, new LinkFixture.Events()));
+        final BlockDevice device = link.forwarding();
+        final MemorySegment data = arena.allocate(65536, 4096);
+        final AtomicInteger completed = new AtomicInteger();
+        final IoCompletion completion = (cookie, result) -> completed.incrementAndGet();
+        final com.sun.management.ThreadMXBean threads =
+            (com.sun.management.ThreadMXBean)ManagementFactory.getThreadMXBean();
+        final long[] ids = agentThreadIds();
+
+        forward(device, data, completion, completed);
+        final long before = allocated(threads, ids);
+        final long beforeSelf = threads.getCurrentThreadAllocatedBytes();
+        forward(device, data, completion, completed);
+        final long self = threads.getCurrentThreadAllocatedBytes() - beforeSelf;
+        final long agents = allocated(threads, ids) - before;
+        assertEquals(PeerControl.State.UP, link.state());
+        assertTrue(self + agents < WRITES, "allocated " + self + " B on the submitting thread and " + agents +
+            " B on the agents for " + WRITES + " writes");
+    }
+
+    private static void forward(
+        final BlockDevice device, final MemorySegment data, final IoCompletion completion,
+        final AtomicInteger completed)
+    {
+        final int base = completed.get();
+        int submitted = 0;
+        while (submitted < WRITES)
+        {
+            final int size = (submitted & 1) == 0 ? 4096 : 65536;
+            if (submitted - (completed.get() - base) < DEPTH &&
+                device.write((long)(submitted % 64) * 65536, data, size, 0, completion, submitted))
+            {
+                submitted++;
+                continue;
+            }
+            Thread.yield();
+        }
+        while (completed.get() - base < WRITES)
+        {
+            Thread.yield();
+        }
+    }
+
+    private static long[] agentThreadIds()
+    {
+        final List<Thread> agents = Thread.getAllStackTraces().keySet().stream()
+            .filter(t -> t.getName().equals("aeron-primary") || t.getName().equals("aeron-secondary")).toList();
+        assertEquals(2, agents.size(), agents.toString());
+        return agents.stream().mapToLong(Thread::threadId).toArray();
+    }
+
+    private static long allocated(final com.sun.management.ThreadMXBean threads, final long[] ids)
+    {
+        long total = 0;
+        for (final long bytes : threads.getThreadAllocatedBytes(ids))
+        {
+            total += bytes;
+        }
+        return total;
+    }
+}

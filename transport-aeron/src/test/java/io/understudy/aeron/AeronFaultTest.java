@@ -1,0 +1,257 @@
+package io.understudy.aeron;
+
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import io.aeron.driver.MediaDriver;
+import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
+import io.aeron.driver.ext.DebugSendChannelEndpoint;
+import io.aeron.driver.ext.LossGenerator;
+import io.aeron.driver.ext.RandomLossGenerator;
+import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.RefusalCode;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/** The link under adverse conditions: a full window, lost frames, foreign versions and foreign sessions. */
+@Timeout(180)
+class AeronFaultTest extends LinkTestBase
+{
+    /**
+     * A 64 KiB term (a 32 KiB window, 8 KiB messages) and two sink slots on the secondary: the primary is
+     * back-pressured again and again, guest writes wait and the waits are counted, and nothing is lost.
+     */
+    @ParameterizedTest(name = "udp={0}")
+    @ValueSource(booleans = {false, true})
+    void backPressureWaitsAndLosesNothing(final boolean udp) throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext().sinkSlots(2);
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded());
+        final Pair pair = new Pair(udp, context, secondaryMedia, udp ? own(AeronMedia.embedded()) : secondaryMedia,
+            "term-length=65536");
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        runContract(pair, link, 20, 7);
+        assertTrue(link.backPressureWaits() > 0, "the publication was never back-pressured");
+        assertTrue(pair.endpoint.sinkBackPressure() > 0, "the secondary never held a request back");
+        assertEquals(link.forwarded(), link.acked());
+    }
+
+    /**
+     * 10 % of the data frames dropped in each direction by Aeron's debug channel endpoints: NAKs and retransmits
+     * make up for them (frames then arrive out of order and the receiver puts them back in order), and the
+     * secondary's file is still byte-exact.
+     */
+    @Test
+    void randomLossIsRepairedByteExact() throws Exception
+    {
+        final AtomicLong dropped = new AtomicLong();
+        final AeronLinkContext context = new AeronLinkContext();
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded(lossy(0.1, 1, dropped)));
+        final AeronMedia primaryMedia = own(AeronMedia.embedded(lossy(0.1, 2, dropped)));
+        final Pair pair = new Pair(true, context, secondaryMedia, primaryMedia);
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        runContract(pair, link, 12, 11);
+        assertTrue(dropped.get() > 100, "only " + dropped.get() + " frames dropped");
+        assertEquals(link.forwarded(), link.acked());
+    }
+
+    /**
+     * 20 % of the frames sent each way overtake the frame before them (a reordering send endpoint) and 2 % are
+     * dropped besides: the receivers put them back in order, and the secondary's file is byte-exact.
+     */
+    @Test
+    void reorderingIsRepairedByteExact() throws Exception
+    {
+        final AtomicLong reordered = new AtomicLong();
+        final AtomicLong dropped = new AtomicLong();
+        final AeronLinkContext context = new AeronLinkContext();
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded(reordering(0.2, 3, reordered, dropped)));
+        final AeronMedia primaryMedia = own(AeronMedia.embedded(reordering(0.2, 4, reordered, dropped)));
+        final Pair pair = new Pair(true, context, secondaryMedia, primaryMedia);
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        runContract(pair, link, 12, 13);
+        assertTrue(reordered.get() > 100, "only " + reordered.get() + " frames reordered");
+        assertEquals(link.forwarded(), link.acked());
+    }
+
+    private static Consumer<MediaDriver.Context> reordering(
+        final double rate, final long seed, final AtomicLong reordered, final AtomicLong dropped)
+    {
+        return context -> context
+            .sendChannelEndpointSupplier((channel, counter, ctx) -> new ReorderingSendChannelEndpoint(channel, counter,
+                ctx, rate, seed, reordered))
+            .receiveChannelEndpointSupplier((channel, dispatcher, counter, ctx) -> new DebugReceiveChannelEndpoint(
+                channel, dispatcher, counter, ctx, counting(new RandomLossGenerator(0.02, seed + 100), dropped),
+                new RandomLossGenerator(0)));
+    }
+
+    private static Consumer<MediaDriver.Context> lossy(final double rate, final long seed, final AtomicLong dropped)
+    {
+        return context -> context
+            .sendChannelEndpointSupplier((channel, counter, ctx) -> new DebugSendChannelEndpoint(channel, counter, ctx,
+                counting(new RandomLossGenerator(rate, seed), dropped), new RandomLossGenerator(0)))
+            .receiveChannelEndpointSupplier((channel, dispatcher, counter, ctx) -> new DebugReceiveChannelEndpoint(
+                channel, dispatcher, counter, ctx, counting(new RandomLossGenerator(rate, seed + 100), dropped),
+                new RandomLossGenerator(0)));
+    }
+
+    private static LossGenerator counting(final LossGenerator generator, final AtomicLong dropped)
+    {
+        return (address, buffer, length) ->
+        {
+            final boolean drop = generator.shouldDropFrame(address, buffer, length);
+            if (drop)
+            {
+                dropped.incrementAndGet();
+            }
+            return drop;
+        };
+    }
+
+    /** A HELLO of wire version 2 is refused with the version reason, on the channel its frozen fields name. */
+    @Test
+    void foreignVersionIsRefusedByName() throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext();
+        final Pair pair = new Pair(false, context);
+        final var aeron = pair.primaryMedia.aeron();
+        try (Subscription replies = aeron.addSubscription("aeron:ipc", WireProtocol.REPLY_STREAM_ID);
+            ExclusivePublication control = aeron.addExclusivePublication("aeron:ipc",
+                WireProtocol.CONTROL_STREAM_ID))
+        {
+            final UnsafeBuffer buffer = new UnsafeBuffer(new byte[256]);
+            new MessageHeader().wrap(buffer, 0).encode(WireProtocol.HELLO, 2);
+            final int length = MessageHeader.LENGTH + new HelloFlyweight().wrap(buffer, MessageHeader.LENGTH)
+                .encode(LinkFixture.hello(DISK, 5), WireProtocol.REPLY_STREAM_ID, "aeron:ipc");
+            final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (control.offer(buffer, 0, length) < 0)
+            {
+                if (System.nanoTime() > deadline)
+                {
+                    fail("could not send the HELLO");
+                }
+                Thread.sleep(1);
+            }
+            final AtomicReference<String> refusal = new AtomicReference<>();
+            final FragmentAssembler assembler = new FragmentAssembler((b, offset, l, header) ->
+            {
+                final MessageHeader h = new MessageHeader().wrap(b, offset);
+                if (h.templateId() == WireProtocol.REFUSE)
+                {
+                    final ControlFlyweight body = new ControlFlyweight().wrap(b, h.blockOffset());
+                    refusal.set(RefusalCode.fromWireCode(body.code()).label() + " " + body.id() + ": " +
+                        ControlFlyweight.getText(b, h.blockOffset() + h.blockLength(), offset + l));
+                }
+            });
+            while (refusal.get() == null && System.nanoTime() < deadline)
+            {
+                if (replies.poll(assembler, 10) == 0)
+                {
+                    Thread.sleep(1);
+                }
+            }
+            assertEquals("version " + LinkFixture.hello(DISK, 5).generationId() +
+                ": wire version 2 is not spoken here (version 1)", refusal.get());
+        }
+        assertEquals(1, pair.endpoint.refusals());
+    }
+
+    /** Requests from a session that was never accepted are counted and never reach the sink. */
+    @Test
+    void foreignSessionIsNeverApplied() throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext();
+        final Pair pair = new Pair(true, context);
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        final var aeron = pair.primaryMedia.aeron();
+        try (ExclusivePublication intruder = aeron.addExclusivePublication(pair.channel.publicationChannel(),
+            WireProtocol.DATA_STREAM_ID))
+        {
+            final UnsafeBuffer buffer = new UnsafeBuffer(new byte[MessageHeader.LENGTH + RequestFlyweight.BLOCK_LENGTH +
+                4096]);
+            new MessageHeader().wrap(buffer, 0).encode(WireProtocol.WRITE);
+            new RequestFlyweight().wrap(buffer, MessageHeader.LENGTH).encode(1, 0, 4096, 0);
+            buffer.setMemory(MessageHeader.LENGTH + RequestFlyweight.BLOCK_LENGTH, 4096, (byte)0x66);
+            final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (intruder.offer(buffer) < 0)
+            {
+                if (System.nanoTime() > deadline)
+                {
+                    fail("could not send");
+                }
+                Thread.sleep(1);
+            }
+            while (pair.endpoint.ignoredMessages() == 0 && System.nanoTime() < deadline)
+            {
+                Thread.sleep(1);
+            }
+        }
+        assertEquals(1, pair.endpoint.ignoredMessages());
+        assertEquals(0, pair.endpoint.applied());
+        final byte[] disk = Files.readAllBytes(pair.file);
+        for (int i = 0; i < 4096; i++)
+        {
+            assertEquals(0, disk[i]);
+        }
+        // The accepted session still works.
+        final MemorySegment data = arena.allocate(4096, 4096);
+        data.fill((byte)0x11);
+        final AtomicInteger result = new AtomicInteger(Integer.MIN_VALUE);
+        submit(s -> link.forwarding().write(0, data, 4096, 0, (c, r) -> result.set(r), s), 0);
+        while (result.get() == Integer.MIN_VALUE)
+        {
+            Thread.onSpinWait();
+        }
+        assertEquals(4096, result.get());
+        assertEquals(0x11, Files.readAllBytes(pair.file)[4095]);
+    }
+
+    /** Nobody listening: connect fails with an IOException at the handshake deadline, and leaves nothing behind. */
+    @Test
+    void connectToNobodyTimesOut() throws Exception
+    {
+        final AeronMedia media = own(AeronMedia.embedded());
+        final long start = System.nanoTime();
+        final IOException error = assertThrows(IOException.class,
+            () -> AeronPrimaryLink.connect(media, LinkFixture.channel(true), new Hello(DISK, 65536, false, 1, 5, 100,
+                1000), new AeronLinkContext().handshakeTimeoutNanos(TimeUnit.MILLISECONDS.toNanos(500)), () -> 5,
+                new LinkFixture.Events()));
+        assertTrue(error.getMessage().contains("no secondary answers"), error.getMessage());
+        assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(3));
+    }
+
+    /** A port already bound by another process is named in an IOException, not a runtime failure. */
+    @Test
+    void listeningOnABusyPortIsAnIOException() throws Exception
+    {
+        final AeronMedia media = own(AeronMedia.embedded());
+        final MemorySink sink = new MemorySink(arena.allocate(DISK, 4096));
+        try (DatagramSocket taken = new DatagramSocket(0, InetAddress.getLoopbackAddress()))
+        {
+            final AeronChannel channel = AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + taken.getLocalPort());
+            final IOException error = assertThrows(IOException.class, () -> own(AeronSecondaryEndpoint.listen(media,
+                channel, sink, new LinkFixture.Acceptor(DISK, 5), () -> 5, new AeronLinkContext())));
+            assertTrue(error.getMessage().startsWith("cannot listen on aeron:udp?endpoint=127.0.0.1:"),
+                error.getMessage());
+        }
+    }
+}
