@@ -10,9 +10,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
 
+import static io.understudy.cli.Commands.awaitState;
 import static io.understudy.cli.Commands.qemuIo;
+import static io.understudy.cli.Commands.qemuIoFails;
 import static io.understudy.cli.Commands.status;
 import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
@@ -69,7 +70,7 @@ class FailureCasesIT
     void case1_primaryDiskWriteErrorReachesTheGuest() throws Exception
     {
         startPair(List.of(), List.of("disk:write:1+:EIO"));
-        assertFails(unixUri(pvm), "write", "Input/output error", "write -P 0x22 8M 1M");
+        qemuIoFails(unixUri(pvm), "write", "Input/output error", "write -P 0x22 8M 1M");
         qemuIo(unixUri(pvm), "read -P 0x11 0 16M");
         assertRange(primaryDisk, 0, SIZE, 0x11);
         assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
@@ -132,7 +133,7 @@ class FailureCasesIT
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M", "read -P 0x22 8M 1M");
         assertDegradedByForwarding("EIO");
         assertToldForwardingStopped();
-        assertFails(unixUri(svm), "read", "Input/output error", "read -P 0x11 0 64k");
+        qemuIoFails(unixUri(svm), "read", "Input/output error", "read -P 0x11 0 64k");
         // what the SVM writes whole clusters of lives in A and reads back without S
         qemuIo(unixUri(svm), "write -P 0x33 0 64k", "read -P 0x33 0 64k");
         assertRange(secondaryDisk, 0, SIZE, 0x11);
@@ -145,7 +146,7 @@ class FailureCasesIT
     void case5_activeDiskErrorReachesTheSvmOnly() throws Exception
     {
         startPair(List.of("active:write:1+:ENOSPC"), List.of());
-        assertFails(unixUri(svm), "write", "No space left on device", "write -P 0x33 0 1M");
+        qemuIoFails(unixUri(svm), "write", "No space left on device", "write -P 0x33 0 1M");
         qemuIo(unixUri(svm), "read -P 0x11 0 16M");
         assertRange(active, 0, SIZE, 0);
         assertHealthy(secondaryControl, 0);
@@ -247,32 +248,6 @@ class FailureCasesIT
         }
     }
 
-    private static JsonNode awaitState(final Path control, final String state) throws InterruptedException
-    {
-        final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (true)
-        {
-            final JsonNode status = status(control);
-            if (state.equals(status.path("state").asText()))
-            {
-                return status;
-            }
-            if (System.nanoTime() - deadline >= 0)
-            {
-                throw new AssertionError("state never became " + state + ": " + status);
-            }
-            Thread.sleep(20);
-        }
-    }
-
-    /** Runs qemu-io commands of which the single one must fail with {@code error}. */
-    private static void assertFails(final String uri, final String what, final String error, final String command)
-        throws IOException, InterruptedException
-    {
-        final Commands.Result result = Commands.exec("qemu-io", "-f", "raw", "-c", command, uri);
-        assertTrue(result.output().contains(what + " failed: " + error), command + "\n" + result.output());
-    }
-
     private void startPair(final List<String> secondaryFaults, final List<String> primaryFaults) throws Exception
     {
         secondaryDisk = dir.resolve("s.img");
@@ -283,12 +258,11 @@ class FailureCasesIT
         fill(secondaryDisk, SIZE, 0x11);
         final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
             "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
-            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
+            secondaryControl.toString(), "--listen", PeerTransport.NBD.listen(), "--io", "threads"));
         secondaryFaults.forEach(fault -> secondaryArgs.addAll(List.of("--inject-fault", fault)));
         secondary = start(secondaryArgs);
-        final Matcher ready = secondary.awaitLine(
-            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
-            STARTUP);
+        final PeerTransport.Peer peer = PeerTransport.NBD.peer(secondary.awaitLine(PeerTransport.NBD.readyLine(),
+            STARTUP));
 
         primaryDisk = dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
@@ -297,8 +271,8 @@ class FailureCasesIT
         final List<String> primaryArgs = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
             "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
             "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
-            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000",
-            "--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo", "--peer-control", "127.0.0.1:" + ready.group(2)));
+            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000"));
+        primaryArgs.addAll(peer.args());
         primaryFaults.forEach(fault -> primaryArgs.addAll(List.of("--inject-fault", fault)));
         primary = start(primaryArgs);
         primary.awaitLine("primary ready", STARTUP);
