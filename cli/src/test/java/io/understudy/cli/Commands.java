@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -81,13 +82,32 @@ final class Commands
             command + "\n" + result.output());
     }
 
-    /** nbdsh connected to {@code uri} running the Python {@code script} (file); nothing is waited for. */
-    static Process nbdsh(final String uri, final Path script) throws IOException
+    /**
+     * Starts nbdsh connected to {@code uri} running the Python {@code script} (written to a file in {@code dir};
+     * the handle is {@code h}); nothing is waited for: see {@link #finish}.
+     */
+    static Process nbdsh(final String uri, final Path dir, final String script) throws IOException
     {
+        final Path file = Files.createTempFile(dir, "nbdsh", ".py");
+        Files.writeString(file, script);
         final ProcessBuilder builder = new ProcessBuilder("nbdsh", "-u", uri, "-c",
-            "exec(open('" + script + "').read())").redirectErrorStream(true);
+            "exec(open('" + file + "').read())").redirectErrorStream(true);
         builder.environment().put("PATH", SYSTEM_PATH);
         return builder.start();
+    }
+
+    /** Waits until a client process signals progress by creating {@code path}. */
+    static void awaitFile(final Path path, final Duration timeout) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + timeout.toNanos();
+        while (!Files.exists(path))
+        {
+            if (System.nanoTime() - deadline >= 0)
+            {
+                throw new AssertionError(path + " never appeared within " + timeout);
+            }
+            Thread.sleep(20);
+        }
     }
 
     /** Waits for a started nbdsh (or any process) that must exit 0 within {@code timeout}; returns its output. */
@@ -125,10 +145,23 @@ final class Commands
         return result.output;
     }
 
+    /** A thin client command that must succeed, its printed {@code return} object parsed. */
+    static JsonNode understudyJson(final String... args) throws IOException, InterruptedException
+    {
+        return JSON.readTree(understudyOk(args));
+    }
+
     /** {@code understudy status --json}, as an operator runs it. */
     static JsonNode statusCli(final Path control) throws IOException, InterruptedException
     {
-        return JSON.readTree(understudyOk("status", "--json", "--control", control.toString()));
+        return understudyJson("status", "--json", "--control", control.toString());
+    }
+
+    /** Copies every byte an export serves into {@code image} (qemu-img convert), to compare it with a file. */
+    static void exportImage(final String uri, final Path image) throws IOException, InterruptedException
+    {
+        final Result result = exec("qemu-img", "convert", "-f", "raw", "-O", "raw", uri, image.toString());
+        assertEquals(0, result.exitCode, "qemu-img convert " + uri + "\n" + result.output);
     }
 
     /** The same status straight from the control socket (no JVM start per query). */
@@ -140,17 +173,24 @@ final class Commands
     /** Polls {@link #status} until its state is {@code state} (10 s at most); returns that status. */
     static JsonNode awaitState(final Path control, final String state) throws InterruptedException
     {
+        return awaitStatus(control, "/state", state);
+    }
+
+    /** Polls {@link #status} until the field at {@code pointer} reads {@code value} (10 s at most). */
+    static JsonNode awaitStatus(final Path control, final String pointer, final String value)
+        throws InterruptedException
+    {
         final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (true)
         {
             final JsonNode status = status(control);
-            if (state.equals(status.path("state").asText()))
+            if (value.equals(status.at(pointer).asText()))
             {
                 return status;
             }
             if (System.nanoTime() - deadline >= 0)
             {
-                throw new AssertionError("state never became " + state + ": " + status);
+                throw new AssertionError(pointer + " never became " + value + ": " + status);
             }
             Thread.sleep(20);
         }
