@@ -4,12 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 
 import static io.understudy.cli.Commands.awaitState;
 import static io.understudy.cli.Commands.qemuIo;
@@ -19,12 +20,9 @@ import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
 import static io.understudy.cli.DiskFiles.assertRange;
-import static io.understudy.cli.DiskFiles.fill;
-import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_MS;
 import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_TIMEOUT_MS;
 import static io.understudy.cli.ReplicaTestSettings.MIB;
 import static io.understudy.cli.ReplicaTestSettings.SIZE;
-import static io.understudy.cli.ReplicaTestSettings.STARTUP;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -34,7 +32,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * files with {@code --inject-fault} (every request of a kind from the first one on, so the count of requests
  * qemu-io or the engine issues does not matter), qemu-io is the guest, and the files and {@code status} are
  * checked byte for byte afterwards. Disks of 16 MiB filled with 0x11; heartbeats from {@link ReplicaTestSettings}.
+ * Runs once per {@link PeerTransport}.
  */
+@ParameterizedClass(name = "{0}")
+@EnumSource(PeerTransport.class)
 class FailureCasesIT
 {
     private static final int CLUSTERS_PER_MIB = MIB / 65536;
@@ -42,7 +43,8 @@ class FailureCasesIT
     @TempDir
     Path dir;
 
-    private final List<DaemonProcess> daemons = new ArrayList<>();
+    private final PeerTransport transport;
+    private ReplicaPair pair;
     private Path secondaryDisk;
     private Path hidden;
     private Path active;
@@ -54,10 +56,18 @@ class FailureCasesIT
     private DaemonProcess secondary;
     private DaemonProcess primary;
 
+    FailureCasesIT(final PeerTransport transport)
+    {
+        this.transport = transport;
+    }
+
     @AfterEach
     void killLeftovers()
     {
-        daemons.forEach(DaemonProcess::close);
+        if (pair != null)
+        {
+            pair.close();
+        }
     }
 
     /**
@@ -250,40 +260,23 @@ class FailureCasesIT
 
     private void startPair(final List<String> secondaryFaults, final List<String> primaryFaults) throws Exception
     {
-        secondaryDisk = dir.resolve("s.img");
-        hidden = dir.resolve("hidden.img");
-        active = dir.resolve("active.img");
-        svm = dir.resolve("svm.sock");
-        secondaryControl = dir.resolve("secondary.ctl");
-        fill(secondaryDisk, SIZE, 0x11);
-        final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
-            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
-            secondaryControl.toString(), "--listen", PeerTransport.NBD.listen(), "--io", "threads"));
-        secondaryFaults.forEach(fault -> secondaryArgs.addAll(List.of("--inject-fault", fault)));
-        secondary = start(secondaryArgs);
-        final PeerTransport.Peer peer = PeerTransport.NBD.peer(secondary.awaitLine(PeerTransport.NBD.readyLine(),
-            STARTUP));
-
-        primaryDisk = dir.resolve("p.img");
-        pvm = dir.resolve("pvm.sock");
-        primaryControl = dir.resolve("primary.ctl");
-        fill(primaryDisk, SIZE, 0x11);
-        final List<String> primaryArgs = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
-            "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
-            "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
-            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000"));
-        primaryArgs.addAll(peer.args());
-        primaryFaults.forEach(fault -> primaryArgs.addAll(List.of("--inject-fault", fault)));
-        primary = start(primaryArgs);
-        primary.awaitLine("primary ready", STARTUP);
-        secondary.awaitLine("primary linked", STARTUP);
+        pair = new ReplicaPair(dir, transport, SIZE);
+        secondaryDisk = pair.secondaryDisk;
+        hidden = pair.hidden;
+        active = pair.active;
+        svm = pair.svm;
+        secondaryControl = pair.secondaryControl;
+        primaryDisk = pair.primaryDisk;
+        pvm = pair.pvm;
+        primaryControl = pair.primaryControl;
+        pair.startSecondary(faultArgs(secondaryFaults));
+        secondary = pair.secondary;
+        pair.startPrimary(faultArgs(primaryFaults));
+        primary = pair.primary;
     }
 
-    private DaemonProcess start(final List<String> args) throws IOException
+    private static String[] faultArgs(final List<String> faults)
     {
-        final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
-        daemons.add(daemon);
-        return daemon;
+        return faults.stream().flatMap(fault -> Stream.of("--inject-fault", fault)).toArray(String[]::new);
     }
-
 }
