@@ -19,7 +19,6 @@ import java.util.regex.Pattern;
 
 import static io.understudy.cli.Commands.exportImage;
 import static io.understudy.cli.Commands.finish;
-import static io.understudy.cli.Commands.nbdsh;
 import static io.understudy.cli.Commands.qemuIo;
 import static io.understudy.cli.Commands.status;
 import static io.understudy.cli.Commands.understudyJson;
@@ -92,7 +91,7 @@ class AcceptanceConcurrencyIT
         {
             final int pattern = 0x20 + epoch;
             final Path written = dir.resolve("written-" + epoch);
-            final Process reader = nbdsh(pair.svmUri(), dir,
+            final Process reader = pair.nbdsh(pair.svmUri(),
                 """
                 import os, random
                 rnd = random.Random(%d)
@@ -112,7 +111,7 @@ class AcceptanceConcurrencyIT
                     raced += racing
                 print('reads', reads, 'raced', raced, 'bad', bad, 'first', first)
                 """.formatted(epoch, SIZE, CLUSTER, expected, written, readsPerEpoch));
-            final Process writer = nbdsh(pair.pvmUri(), dir,
+            final Process writer = pair.nbdsh(pair.pvmUri(),
                 """
                 import random
                 chunk = 16384
@@ -232,7 +231,7 @@ class AcceptanceConcurrencyIT
      */
     private String overlappingWrites(final String uri, final int clusters) throws Exception
     {
-        final Process client = nbdsh(uri, dir,
+        final Process client = pair.nbdsh(uri,
             """
             cluster, clusters = %d, %d
             first = nbd.Buffer.from_bytearray(bytearray(b'\\x66' * (3 * cluster // 4)))
@@ -292,8 +291,8 @@ class AcceptanceConcurrencyIT
         pair = new ReplicaPair(dir, transport, SIZE).deadlines(30_000, 20_000).start();
         qemuIo(pair.svmUri(), "write -P 0x44 1M 64k");
         pair.secondary.signal("STOP");
-        final Process held = new ProcessBuilder("qemu-io", "-f", "raw", "-c", "write -P 0x22 8M 1M", pair.pvmUri())
-            .redirectErrorStream(true).start();
+        final Process held = pair.track(new ProcessBuilder("qemu-io", "-f", "raw", "-c", "write -P 0x22 8M 1M",
+            pair.pvmUri()).redirectErrorStream(true).start());
         try
         {
             Thread.sleep(500);

@@ -13,8 +13,9 @@ import static io.understudy.cli.ReplicaTestSettings.STARTUP;
 /**
  * A non-shared replication pair as an operator runs it: a secondary and a primary daemon started through
  * {@code bin/understudy} over one {@link PeerTransport}, on files in one directory, with the guest's and the SVM's
- * exports on unix sockets. Both disks start as {@link #PATTERN}; the daemons are killed on {@link #close()} if a
- * test left them running. Fields are the files and sockets the tests read and drive.
+ * exports on unix sockets. Both disks start as {@link #PATTERN}; the daemons and the client processes tracked here
+ * are killed on {@link #close()} if a test left them running. Fields are the files and sockets the tests read and
+ * drive.
  */
 final class ReplicaPair implements AutoCloseable
 {
@@ -37,6 +38,7 @@ final class ReplicaPair implements AutoCloseable
     PeerTransport.Peer peer;
 
     private final List<DaemonProcess> daemons = new ArrayList<>();
+    private final List<Process> clients = new ArrayList<>();
     private int heartbeatTimeoutMillis = HEARTBEAT_TIMEOUT_MS;
     private int ioTimeoutMillis = 3000;
 
@@ -126,6 +128,19 @@ final class ReplicaPair implements AutoCloseable
         return daemon;
     }
 
+    /** Starts nbdsh running {@code script} on {@code uri} (see {@link Commands#nbdsh}), killed on close. */
+    Process nbdsh(final String uri, final String script) throws IOException
+    {
+        return track(Commands.nbdsh(uri, dir, script));
+    }
+
+    /** A client process (e.g. a qemu-io held in flight) to be killed on {@link #close()} if still running. */
+    Process track(final Process client)
+    {
+        clients.add(client);
+        return client;
+    }
+
     String pvmUri()
     {
         return Commands.unixUri(pvm);
@@ -139,6 +154,7 @@ final class ReplicaPair implements AutoCloseable
     @Override
     public void close()
     {
+        clients.forEach(Process::destroyForcibly);
         daemons.forEach(DaemonProcess::close);
     }
 }
