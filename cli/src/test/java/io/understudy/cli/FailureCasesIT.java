@@ -4,26 +4,25 @@ import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
+import java.util.stream.Stream;
 
+import static io.understudy.cli.Commands.awaitState;
 import static io.understudy.cli.Commands.qemuIo;
+import static io.understudy.cli.Commands.qemuIoFails;
 import static io.understudy.cli.Commands.status;
 import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
 import static io.understudy.cli.DiskFiles.assertRange;
-import static io.understudy.cli.DiskFiles.fill;
-import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_MS;
 import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_TIMEOUT_MS;
 import static io.understudy.cli.ReplicaTestSettings.MIB;
 import static io.understudy.cli.ReplicaTestSettings.SIZE;
-import static io.understudy.cli.ReplicaTestSettings.STARTUP;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -33,7 +32,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * files with {@code --inject-fault} (every request of a kind from the first one on, so the count of requests
  * qemu-io or the engine issues does not matter), qemu-io is the guest, and the files and {@code status} are
  * checked byte for byte afterwards. Disks of 16 MiB filled with 0x11; heartbeats from {@link ReplicaTestSettings}.
+ * Runs once per {@link PeerTransport}.
  */
+@ParameterizedClass(name = "{0}")
+@EnumSource(PeerTransport.class)
 class FailureCasesIT
 {
     private static final int CLUSTERS_PER_MIB = MIB / 65536;
@@ -41,7 +43,8 @@ class FailureCasesIT
     @TempDir
     Path dir;
 
-    private final List<DaemonProcess> daemons = new ArrayList<>();
+    private final PeerTransport transport;
+    private ReplicaPair pair;
     private Path secondaryDisk;
     private Path hidden;
     private Path active;
@@ -53,10 +56,18 @@ class FailureCasesIT
     private DaemonProcess secondary;
     private DaemonProcess primary;
 
+    FailureCasesIT(final PeerTransport transport)
+    {
+        this.transport = transport;
+    }
+
     @AfterEach
     void killLeftovers()
     {
-        daemons.forEach(DaemonProcess::close);
+        if (pair != null)
+        {
+            pair.close();
+        }
     }
 
     /**
@@ -69,7 +80,7 @@ class FailureCasesIT
     void case1_primaryDiskWriteErrorReachesTheGuest() throws Exception
     {
         startPair(List.of(), List.of("disk:write:1+:EIO"));
-        assertFails(unixUri(pvm), "write", "Input/output error", "write -P 0x22 8M 1M");
+        qemuIoFails(unixUri(pvm), "write", "Input/output error", "write -P 0x22 8M 1M");
         qemuIo(unixUri(pvm), "read -P 0x11 0 16M");
         assertRange(primaryDisk, 0, SIZE, 0x11);
         assertRange(secondaryDisk, 0, 8 * MIB, 0x11);
@@ -132,7 +143,7 @@ class FailureCasesIT
         qemuIo(unixUri(pvm), "write -P 0x22 8M 1M", "read -P 0x22 8M 1M");
         assertDegradedByForwarding("EIO");
         assertToldForwardingStopped();
-        assertFails(unixUri(svm), "read", "Input/output error", "read -P 0x11 0 64k");
+        qemuIoFails(unixUri(svm), "read", "Input/output error", "read -P 0x11 0 64k");
         // what the SVM writes whole clusters of lives in A and reads back without S
         qemuIo(unixUri(svm), "write -P 0x33 0 64k", "read -P 0x33 0 64k");
         assertRange(secondaryDisk, 0, SIZE, 0x11);
@@ -145,7 +156,7 @@ class FailureCasesIT
     void case5_activeDiskErrorReachesTheSvmOnly() throws Exception
     {
         startPair(List.of("active:write:1+:ENOSPC"), List.of());
-        assertFails(unixUri(svm), "write", "No space left on device", "write -P 0x33 0 1M");
+        qemuIoFails(unixUri(svm), "write", "No space left on device", "write -P 0x33 0 1M");
         qemuIo(unixUri(svm), "read -P 0x11 0 16M");
         assertRange(active, 0, SIZE, 0);
         assertHealthy(secondaryControl, 0);
@@ -247,69 +258,25 @@ class FailureCasesIT
         }
     }
 
-    private static JsonNode awaitState(final Path control, final String state) throws InterruptedException
-    {
-        final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (true)
-        {
-            final JsonNode status = status(control);
-            if (state.equals(status.path("state").asText()))
-            {
-                return status;
-            }
-            if (System.nanoTime() - deadline >= 0)
-            {
-                throw new AssertionError("state never became " + state + ": " + status);
-            }
-            Thread.sleep(20);
-        }
-    }
-
-    /** Runs qemu-io commands of which the single one must fail with {@code error}. */
-    private static void assertFails(final String uri, final String what, final String error, final String command)
-        throws IOException, InterruptedException
-    {
-        final Commands.Result result = Commands.exec("qemu-io", "-f", "raw", "-c", command, uri);
-        assertTrue(result.output().contains(what + " failed: " + error), command + "\n" + result.output());
-    }
-
     private void startPair(final List<String> secondaryFaults, final List<String> primaryFaults) throws Exception
     {
-        secondaryDisk = dir.resolve("s.img");
-        hidden = dir.resolve("hidden.img");
-        active = dir.resolve("active.img");
-        svm = dir.resolve("svm.sock");
-        secondaryControl = dir.resolve("secondary.ctl");
-        fill(secondaryDisk, SIZE, 0x11);
-        final List<String> secondaryArgs = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
-            "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
-            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
-        secondaryFaults.forEach(fault -> secondaryArgs.addAll(List.of("--inject-fault", fault)));
-        secondary = start(secondaryArgs);
-        final Matcher ready = secondary.awaitLine(
-            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
-            STARTUP);
-
-        primaryDisk = dir.resolve("p.img");
-        pvm = dir.resolve("pvm.sock");
-        primaryControl = dir.resolve("primary.ctl");
-        fill(primaryDisk, SIZE, 0x11);
-        final List<String> primaryArgs = new ArrayList<>(List.of("primary", "--disk", primaryDisk.toString(),
-            "--socket", pvm.toString(), "--control", primaryControl.toString(), "--io", "threads",
-            "--heartbeat-ms", String.valueOf(HEARTBEAT_MS), "--heartbeat-timeout-ms",
-            String.valueOf(HEARTBEAT_TIMEOUT_MS), "--io-timeout-ms", "3000",
-            "--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo", "--peer-control", "127.0.0.1:" + ready.group(2)));
-        primaryFaults.forEach(fault -> primaryArgs.addAll(List.of("--inject-fault", fault)));
-        primary = start(primaryArgs);
-        primary.awaitLine("primary ready", STARTUP);
-        secondary.awaitLine("primary linked", STARTUP);
+        pair = new ReplicaPair(dir, transport, SIZE);
+        secondaryDisk = pair.secondaryDisk;
+        hidden = pair.hidden;
+        active = pair.active;
+        svm = pair.svm;
+        secondaryControl = pair.secondaryControl;
+        primaryDisk = pair.primaryDisk;
+        pvm = pair.pvm;
+        primaryControl = pair.primaryControl;
+        pair.startSecondary(faultArgs(secondaryFaults));
+        secondary = pair.secondary;
+        pair.startPrimary(faultArgs(primaryFaults));
+        primary = pair.primary;
     }
 
-    private DaemonProcess start(final List<String> args) throws IOException
+    private static String[] faultArgs(final List<String> faults)
     {
-        final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
-        daemons.add(daemon);
-        return daemon;
+        return faults.stream().flatMap(fault -> Stream.of("--inject-fault", fault)).toArray(String[]::new);
     }
-
 }

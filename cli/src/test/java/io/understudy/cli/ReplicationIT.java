@@ -8,11 +8,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 
@@ -22,6 +20,8 @@ import static io.understudy.cli.Commands.understudy;
 import static io.understudy.cli.Commands.understudyOk;
 import static io.understudy.cli.Commands.unixUri;
 import static io.understudy.cli.DiskFiles.assertRange;
+import static io.understudy.cli.DiskFiles.assertSameBytes;
+import static io.understudy.cli.DiskFiles.awaitAllZero;
 import static io.understudy.cli.DiskFiles.fill;
 import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_MS;
 import static io.understudy.cli.ReplicaTestSettings.HEARTBEAT_TIMEOUT_MS;
@@ -105,7 +105,7 @@ class ReplicationIT
         assertEquals(0, primary.terminate(STOP), primary.output());
         assertEquals(0, secondary.terminate(STOP), secondary.output());
         assertTrue(secondary.output().contains("stopped cleanly"), secondary.output());
-        assertArrayEquals(primaryDisk, secondaryDisk);
+        assertSameBytes(primaryDisk, secondaryDisk);
     }
 
     /** AT-06 / AX-04 over processes: the primary crashes mid-epoch, the secondary takes over and rolls back. */
@@ -386,15 +386,15 @@ class ReplicationIT
         assertEquals(0, serve.terminate(STOP), serve.output());
         assertRange(plain, 2 * MIB, 3 * MIB, 0x22);
         assertRange(plain, 6 * MIB, MIB, 0);
-        assertArrayEquals(primaryDisk, plain);
+        assertSameBytes(primaryDisk, plain);
     }
 
     /** A secondary fed by a foreign primary (here qemu-io on the sink) checkpoints alone (AT-08). */
     @Test
     void secondaryFedByAForeignPrimaryCheckpointsAlone() throws Exception
     {
-        final Matcher ready = startSecondary(false);
-        final String sink = "nbd://127.0.0.1:" + ready.group(1) + "/colo";
+        final PeerTransport.Peer peer = startSecondary(false);
+        final String sink = peer.nbdUri();
         qemuIo(sink, "write -P 0x22 8M 8M");
         qemuIo(unixUri(svm), "read -P 0x11 0 16M");
         final String report = understudyOk("checkpoint", "--control", secondaryControl.toString());
@@ -408,7 +408,7 @@ class ReplicationIT
         fill(late, SIZE, 0x11);
         final Commands.Result refused = understudy("primary", "--disk", late.toString(), "--socket",
             dir.resolve("late.sock").toString(), "--control", dir.resolve("late.ctl").toString(), "--peer", sink,
-            "--peer-control", "127.0.0.1:" + ready.group(2));
+            "--peer-control", peer.control());
         assertEquals(1, refused.exitCode(), refused.output());
         assertTrue(refused.output().contains("refused the link (epoch): the primary is at epoch 0, the " +
             "secondary at 1"), refused.output());
@@ -427,7 +427,7 @@ class ReplicationIT
         final Commands.Result second = understudy("secondary", "--disk", secondaryDisk.toString(), "--hidden",
             dir.resolve("h2").toString(), "--active", dir.resolve("a2").toString(), "--socket",
             dir.resolve("svm2.sock").toString(), "--control", dir.resolve("c2.ctl").toString(), "--listen",
-            "nbd://127.0.0.1:0/colo");
+            PeerTransport.NBD.listen());
         assertEquals(1, second.exitCode(), second.output());
         assertEquals("understudy: " + secondaryDisk + ": in use by another process (locked); stop it first, two " +
             "writers would corrupt the disk", second.output().strip());
@@ -475,7 +475,7 @@ class ReplicationIT
         final boolean shared, final int heartbeatTimeoutMillis, final int ioTimeoutMillis,
         final String... secondaryExtraArgs) throws Exception
     {
-        final Matcher ready = startSecondary(shared, secondaryExtraArgs);
+        final PeerTransport.Peer peer = startSecondary(shared, secondaryExtraArgs);
         primaryDisk = shared ? secondaryDisk : dir.resolve("p.img");
         pvm = dir.resolve("pvm.sock");
         primaryControl = dir.resolve("primary.ctl");
@@ -491,8 +491,7 @@ class ReplicationIT
         {
             primaryArgsHead.add("--shared");
         }
-        primaryArgsHead.addAll(List.of("--peer", "nbd://127.0.0.1:" + ready.group(1) + "/colo",
-            "--peer-control", "127.0.0.1:" + ready.group(2)));
+        primaryArgsHead.addAll(peer.args());
         primaryArgs = primaryArgsHead;
         primary = start(primaryArgsHead);
         primary.awaitLine("control link up", STARTUP);
@@ -500,13 +499,11 @@ class ReplicationIT
         secondary.awaitLine("primary linked", STARTUP);
     }
 
-    /** Starts the secondary on free ports; the match's groups are the sink's and the control link's port. */
-    private Matcher startSecondary(final boolean shared, final String... extraArgs) throws Exception
+    /** Starts the secondary on free ports; the peer says where its sink and control link listen. */
+    private PeerTransport.Peer startSecondary(final boolean shared, final String... extraArgs) throws Exception
     {
         secondary = start(secondaryArgs(shared, extraArgs));
-        return secondary.awaitLine(
-            "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
-            STARTUP);
+        return PeerTransport.NBD.peer(secondary.awaitLine(PeerTransport.NBD.readyLine(), STARTUP));
     }
 
     private List<String> secondaryArgs(final boolean shared, final String... extraArgs) throws IOException
@@ -519,7 +516,7 @@ class ReplicationIT
         fill(secondaryDisk, SIZE, 0x11);
         final List<String> args = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
             "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
-            secondaryControl.toString(), "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads"));
+            secondaryControl.toString(), "--listen", PeerTransport.NBD.listen(), "--io", "threads"));
         if (shared)
         {
             args.add("--shared");
@@ -533,41 +530,5 @@ class ReplicationIT
         final DaemonProcess daemon = new DaemonProcess(args.toArray(String[]::new));
         daemons.add(daemon);
         return daemon;
-    }
-
-    private static void assertArrayEquals(final Path expected, final Path actual) throws IOException
-    {
-        final byte[] a = Files.readAllBytes(expected);
-        final byte[] b = Files.readAllBytes(actual);
-        assertEquals(a.length, b.length);
-        assertEquals(-1, Arrays.mismatch(a, b), expected + " and " + actual + " differ");
-    }
-
-    /** Overlay storage is given back in the background after make-empty: punched holes read as zeroes. */
-    private static void awaitAllZero(final Path path) throws IOException, InterruptedException
-    {
-        final long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (true)
-        {
-            final byte[] bytes = Files.readAllBytes(path);
-            int firstNonZero = -1;
-            for (int i = 0; i < bytes.length; i++)
-            {
-                if (bytes[i] != 0)
-                {
-                    firstNonZero = i;
-                    break;
-                }
-            }
-            if (firstNonZero < 0)
-            {
-                return;
-            }
-            if (System.nanoTime() - deadline >= 0)
-            {
-                throw new AssertionError(path.getFileName() + " still holds data at " + firstNonZero);
-            }
-            Thread.sleep(50);
-        }
     }
 }
