@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import io.understudy.cli.demo.DemoCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -13,7 +14,8 @@ import picocli.CommandLine.Command;
     versionProvider = VersionProvider.class,
     description = "Block-replication sidecar for COLO fault-tolerant VMs, attached to the hypervisor over NBD.",
     subcommands = {ServeCommand.class, PrimaryCommand.class, SecondaryCommand.class, CheckpointCommand.class,
-        FailoverCommand.class, StopCommand.class, StatusCommand.class, CommandLine.HelpCommand.class})
+        FailoverCommand.class, StopCommand.class, StatusCommand.class, DemoCommand.class,
+        CommandLine.HelpCommand.class})
 public final class Understudy
 {
     /** Exit code for a failure at run time (bad file, I/O error); picocli uses 2 for bad arguments. */
