@@ -17,6 +17,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
 
 /**
  * {@code understudy demo}: the whole replication story in one process and under a minute, for someone who wants
@@ -36,6 +37,7 @@ import java.util.concurrent.TimeUnit;
 public final class DemoCommand implements Callable<Integer>
 {
     private static final long MIN_SIZE = 8L << 20;
+    private static final String LIBRARY_LOGGER = "io.understudy";
 
     @Option(names = "--seconds", paramLabel = "S", defaultValue = "12",
         description = "How long the guest writes in each mode before the crash (default: ${DEFAULT-VALUE}).")
@@ -87,8 +89,11 @@ public final class DemoCommand implements Callable<Integer>
             io.name().toLowerCase(Locale.ROOT), settings.seed());
         out.flush();
         final List<PhaseResult> results = new ArrayList<>();
-        results.add(new DemoPhase(settings, false, out, progress).run());
-        results.add(new DemoPhase(settings, true, out, progress).run());
+        try (QuietLogs _ = QuietLogs.threshold(LIBRARY_LOGGER, Level.WARNING))
+        {
+            results.add(new DemoPhase(settings, false, out, progress).run());
+            results.add(new DemoPhase(settings, true, out, progress).run());
+        }
         out.println();
         SummaryTable.print(out, results);
         int exit = 0;

@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.logging.Level;
 import java.util.stream.Stream;
 
 /**
@@ -49,6 +50,7 @@ final class DemoPhase
 
     private static final int QUEUE_DEPTH = 64;
     private static final String GUEST_EXPORT = "pvm";
+    private static final String NBD_LOGGER = "io.understudy.nbd";
     private static final long IO_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     private static final long CHECKPOINT_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     private static final long FAILOVER_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(60);
@@ -162,7 +164,11 @@ final class DemoPhase
         final int inFlightAtCrash = guest.inFlight();
         primaryDisk.cut();
         link.sever();
-        final Exception fenced = primarySide.closeAll();
+        final Exception fenced;
+        try (QuietLogs _ = QuietLogs.threshold(NBD_LOGGER, Level.OFF))
+        {
+            fenced = primarySide.closeAll();
+        }
         if (fenced != null)
         {
             throw new DemoFailure("tearing down the crashed primary failed: " + fenced);
