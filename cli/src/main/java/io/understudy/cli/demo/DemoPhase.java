@@ -154,7 +154,8 @@ final class DemoPhase
             NbdClientDevice.connect(UnixDomainSocketAddress.of(socket), GUEST_EXPORT), model, settings.seed()));
         line("primary and secondary up on %d MiB disks (%s), guest on nbd+unix:///%s?socket=%s, link %s, " +
             "checkpoint every %d ms", settings.size() >> 20, shared ? "one shared disk" : "one disk each",
-            GUEST_EXPORT, socket, link.description(), TimeUnit.NANOSECONDS.toMillis(settings.checkpointIntervalNanos()));
+            GUEST_EXPORT, socket, link.description(),
+            TimeUnit.NANOSECONDS.toMillis(settings.checkpointIntervalNanos()));
 
         final long start = System.nanoTime();
         drive(guest, model, primary, link, start);

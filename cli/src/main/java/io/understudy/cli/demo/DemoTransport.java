@@ -3,7 +3,7 @@ package io.understudy.cli.demo;
 import java.util.Locale;
 
 /** How the demo's primary reaches its secondary inside the one process (see {@link DemoLink#open}). */
-public enum DemoTransport
+enum DemoTransport
 {
     /** NBD over loopback TCP: the secondary's sink served by an NBD server, the primary's NBD client on it. */
     NBD,
@@ -11,7 +11,7 @@ public enum DemoTransport
     AERON;
 
     /** @return the name users type, e.g. {@code nbd}. */
-    public String label()
+    String label()
     {
         return name().toLowerCase(Locale.ROOT);
     }

@@ -21,10 +21,10 @@ import java.lang.foreign.ValueLayout;
  * same block are never in flight together (the guest avoids it), so the order of acknowledgements per block is
  * the order of the writes.
  */
-public final class DiskModel
+final class DiskModel
 {
     /** Granularity of the model: the guest writes whole, aligned blocks. */
-    public static final int BLOCK_SIZE = 4096;
+    static final int BLOCK_SIZE = 4096;
 
     private static final int LONGS_PER_BLOCK = BLOCK_SIZE / Long.BYTES;
     private static final long GOLDEN = 0x9E37_79B9_7F4A_7C15L;
@@ -40,7 +40,7 @@ public final class DiskModel
      * @param size disk size in bytes, a positive multiple of {@link #BLOCK_SIZE}.
      * @param seed varies the content between runs.
      */
-    public DiskModel(final long size, final long seed)
+    DiskModel(final long size, final long seed)
     {
         if (size <= 0 || size % BLOCK_SIZE != 0 || size / BLOCK_SIZE > Integer.MAX_VALUE)
         {
@@ -53,23 +53,23 @@ public final class DiskModel
         this.pending = new long[blocks];
     }
 
-    public long size()
+    long size()
     {
         return size;
     }
 
-    public int blockCount()
+    int blockCount()
     {
         return checkpointed.length;
     }
 
-    public long seed()
+    long seed()
     {
         return seed;
     }
 
     /** Writes the content of {@code block} as written by the write stamped {@code stamp} at {@code offset}. */
-    public void fill(final int block, final long stamp, final MemorySegment target, final long offset)
+    void fill(final int block, final long stamp, final MemorySegment target, final long offset)
     {
         final long base = mix(seed ^ mix(block * GOLDEN + stamp));
         for (int i = 0; i < LONGS_PER_BLOCK; i++)
@@ -79,13 +79,13 @@ public final class DiskModel
     }
 
     /** Writes what {@code block} must hold after a failover (its checkpointed content) at {@code offset}. */
-    public void fillExpected(final int block, final MemorySegment target, final long offset)
+    void fillExpected(final int block, final MemorySegment target, final long offset)
     {
         fill(block, checkpointed[block], target, offset);
     }
 
     /** Records a write of {@code blocks} blocks from {@code firstBlock}, stamped {@code stamp}, as acknowledged. */
-    public void acknowledged(final int firstBlock, final int blocks, final long stamp)
+    void acknowledged(final int firstBlock, final int blocks, final long stamp)
     {
         for (int block = firstBlock; block < firstBlock + blocks; block++)
         {
@@ -98,7 +98,7 @@ public final class DiskModel
      *
      * @return the number of blocks whose expected content changed.
      */
-    public int commitEpoch()
+    int commitEpoch()
     {
         int changed = 0;
         for (int block = 0; block < pending.length; block++)
@@ -115,7 +115,7 @@ public final class DiskModel
     }
 
     /** @return blocks written (and acknowledged) in the open epoch: what a failover must roll back. */
-    public int pendingBlocks()
+    int pendingBlocks()
     {
         int count = 0;
         for (final long stamp : pending)

@@ -13,7 +13,7 @@ import java.nio.file.StandardOpenOption;
  * Compares every byte of a disk image with what the {@link DiskModel} says it must hold, a chunk at a time:
  * the expected bytes are regenerated from the model's stamps, so verifying needs memory for two chunks only.
  */
-public final class DiskVerifier
+final class DiskVerifier
 {
     private static final int CHUNK_BYTES = 1 << 20;
 
@@ -22,7 +22,7 @@ public final class DiskVerifier
     }
 
     /** Verifies the image at {@code path}; a file shorter or longer than the model is a difference. */
-    public static Verification verify(final DiskModel model, final Path path) throws IOException
+    static Verification verify(final DiskModel model, final Path path) throws IOException
     {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
             Arena arena = Arena.ofConfined())

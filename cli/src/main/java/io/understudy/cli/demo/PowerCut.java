@@ -49,7 +49,8 @@ final class PowerCut extends ForwardingBlockDevice
 
     @Override
     public boolean read(
-        final long offset, final MemorySegment buffer, final int length, final IoCompletion completion, final long cookie)
+        final long offset, final MemorySegment buffer, final int length, final IoCompletion completion,
+        final long cookie)
     {
         if (!enter())
         {

@@ -8,15 +8,15 @@ package io.understudy.cli.demo;
  * @param expected        the byte the model wants there (0 if there is no difference).
  * @param actual          the byte the disk holds there, or -1 if the disk ends before it.
  */
-public record Verification(long bytesVerified, long mismatchOffset, int expected, int actual)
+record Verification(long bytesVerified, long mismatchOffset, int expected, int actual)
 {
-    public boolean ok()
+    boolean ok()
     {
         return mismatchOffset < 0;
     }
 
     /** @return one line for the operator: what matched, or where and how it differs first. */
-    public String describe()
+    String describe()
     {
         if (ok())
         {
