@@ -109,7 +109,7 @@ final class DemoPhase
         final Exception close = primaryClose != null ? primaryClose : secondaryClose;
         if (close != null && result.ok())
         {
-            result = PhaseResult.failed(mode, "tearing down failed: " + close);
+            result = result.withFailure("tearing down failed: " + close);
         }
         if (dir != null)
         {

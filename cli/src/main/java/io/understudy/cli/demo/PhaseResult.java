@@ -36,6 +36,13 @@ record PhaseResult(
         return new PhaseResult(mode, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null, failure);
     }
 
+    /** @return this result with its measurements, failed for {@code reason} (e.g. the teardown after it). */
+    PhaseResult withFailure(final String reason)
+    {
+        return new PhaseResult(mode, workloadNanos, writes, bytes, checkpoints, checkpointFailures, checkpointP50,
+            checkpointP99, pauseP99, rolledBackBlocks, failoverNanos, committedBytes, verification, reason);
+    }
+
     /** @return why the run failed, or null if it verified. */
     String problem()
     {
