@@ -1,5 +1,6 @@
 package io.understudy.cli.demo;
 
+import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
@@ -206,7 +207,7 @@ final class DemoPhase
     {
         final IoEngine engine = secondarySide.push(IoEngines.create(settings.io()));
         final FileOptions options = FileOptions.readWrite();
-        final var disk = secondarySide.push(engine.open(image, options));
+        final BlockDevice disk = secondarySide.push(engine.open(image, options));
         final FileOverlayStorage hidden = FileOverlayStorage.create(engine, dir.resolve("hidden.img"),
             settings.size(), options);
         final FileOverlayStorage active;
