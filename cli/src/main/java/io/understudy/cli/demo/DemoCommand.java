@@ -29,11 +29,13 @@ import java.util.logging.Level;
     name = "demo",
     mixinStandardHelpOptions = true,
     description = {
-        "Run a primary and a secondary in this process on temporary files, first with a disk each, then with",
-        "one shared disk: a guest writes random 4 KiB and sequential 1 MiB blocks to the primary's NBD export",
-        "while a checkpoint is taken every --checkpoint-ms; then the primary crashes with writes in flight, the",
-        "secondary fails over, and every byte of its disk is compared with the state at the last completed",
-        "checkpoint. Prints a summary table; exits 1 if any byte differs."})
+        "Run a primary and a secondary in this process on temporary files, first with",
+        "a disk each, then on one shared disk. A guest writes random 4 KiB and",
+        "sequential 1 MiB blocks to the primary's NBD export while a checkpoint is",
+        "taken every --checkpoint-ms; then the primary crashes with writes in flight,",
+        "the secondary fails over, and every byte of its disk is compared with the",
+        "state at the last completed checkpoint. Prints a summary table; exits 1 if",
+        "any byte differs."})
 public final class DemoCommand implements Callable<Integer>
 {
     private static final long MIN_SIZE = 8L << 20;
