@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import io.understudy.cli.demo.DemoCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -14,7 +15,7 @@ import picocli.CommandLine.Command;
     description = "Block-replication sidecar for COLO fault-tolerant VMs, attached to the hypervisor over NBD.",
     subcommands = {ServeCommand.class, PrimaryCommand.class, SecondaryCommand.class, MediaDriverCommand.class,
         CheckpointCommand.class, FailoverCommand.class, StopCommand.class, StatusCommand.class, StatCommand.class,
-        ErrorsCommand.class, EventsCommand.class,
+        ErrorsCommand.class, EventsCommand.class, DemoCommand.class,
         CommandLine.HelpCommand.class})
 public final class Understudy
 {
