@@ -80,7 +80,7 @@ class AcceptanceIT
     }
 
     @BeforeEach
-    void createDisks() throws IOException
+    void createDisks() throws Exception
     {
         pair = new ReplicaPair(dir, transport, SIZE);
     }
@@ -204,9 +204,9 @@ class AcceptanceIT
         qemuIoCannotConnect(pair.svmUri(), "write -P 0x33 0 64k");
         if (transport.plainNbdSink())
         {
-            qemuIoCannotConnect(transport.peer(port).nbdUri(), "write -P 0x21 0 1M");
+            qemuIoCannotConnect(pair.peerAt(port).nbdUri(), "write -P 0x21 0 1M");
         }
-        final Commands.Result primary = understudy(pair.primaryArgs(transport.peer(port), "--connect-timeout-ms",
+        final Commands.Result primary = understudy(pair.primaryArgs(pair.peerAt(port), "--connect-timeout-ms",
             "500").toArray(String[]::new));
         assertEquals(1, primary.exitCode(), primary.output());
         assertTrue(primary.output().contains("cannot reach the peer"), primary.output());
@@ -227,7 +227,7 @@ class AcceptanceIT
     void ax09_guestWriteBeforeThePrimaryStartedIsRefusedNotDropped() throws Exception
     {
         final int port = freePortPair();
-        final DaemonProcess primary = pair.start(pair.primaryArgs(transport.peer(port), "--connect-timeout-ms",
+        final DaemonProcess primary = pair.start(pair.primaryArgs(pair.peerAt(port), "--connect-timeout-ms",
             "60000"));
         Thread.sleep(2000); // the primary's JVM is up and retrying its peer by now
         qemuIoCannotConnect(pair.pvmUri(), "write -P 0x21 4M 1M");

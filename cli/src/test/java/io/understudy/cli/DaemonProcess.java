@@ -113,6 +113,11 @@ final class DaemonProcess implements AutoCloseable
         return process.exitValue();
     }
 
+    long pid()
+    {
+        return process.pid();
+    }
+
     /** Everything the process printed so far (drains pending lines). */
     String output()
     {

@@ -33,6 +33,8 @@ final class ReplicaPair implements AutoCloseable
     final Path primaryDisk;
     final Path pvm;
     final Path primaryControl;
+    /** The shared media driver's directory when the transport needs one (Aeron IPC), else null. */
+    final Path aeronDir;
     DaemonProcess secondary;
     DaemonProcess primary;
     PeerTransport.Peer peer;
@@ -42,7 +44,8 @@ final class ReplicaPair implements AutoCloseable
     private int heartbeatTimeoutMillis = HEARTBEAT_TIMEOUT_MS;
     private int ioTimeoutMillis = 3000;
 
-    ReplicaPair(final Path dir, final PeerTransport transport, final int size) throws IOException
+    /** Creates the disks, and starts the shared media driver if the transport needs one. */
+    ReplicaPair(final Path dir, final PeerTransport transport, final int size) throws IOException, InterruptedException
     {
         this.dir = dir;
         this.transport = transport;
@@ -57,6 +60,13 @@ final class ReplicaPair implements AutoCloseable
         primaryControl = dir.resolve("primary.ctl");
         fill(secondaryDisk, size, PATTERN);
         fill(primaryDisk, size, PATTERN);
+        aeronDir = transport.needsSharedMediaDriver() ?
+            Path.of("/dev/shm", "understudy-it-" + ProcessHandle.current().pid() + "-" + System.nanoTime()) : null;
+        if (aeronDir != null)
+        {
+            start(List.of("media-driver", "--aeron-dir", aeronDir.toString())).awaitLine("media driver ready",
+                STARTUP);
+        }
     }
 
     /** Deadlines the primary proposes (its values govern both ends); set before {@link #startPrimary}. */
@@ -79,7 +89,7 @@ final class ReplicaPair implements AutoCloseable
     PeerTransport.Peer startSecondary(final String... extraArgs) throws Exception
     {
         secondary = start(secondaryArgs(transport.listen(), extraArgs));
-        peer = transport.peer(secondary.awaitLine(transport.readyLine(), STARTUP));
+        peer = transport.peer(secondary.awaitLine(transport.readyLine(), STARTUP), aeronDir);
         return peer;
     }
 
@@ -88,6 +98,7 @@ final class ReplicaPair implements AutoCloseable
         final List<String> args = new ArrayList<>(List.of("secondary", "--disk", secondaryDisk.toString(),
             "--hidden", hidden.toString(), "--active", active.toString(), "--socket", svm.toString(), "--control",
             secondaryControl.toString(), "--listen", listen, "--io", "threads"));
+        args.addAll(transport.daemonArgs(aeronDir));
         args.addAll(List.of(extraArgs));
         return args;
     }
@@ -118,6 +129,12 @@ final class ReplicaPair implements AutoCloseable
         args.addAll(to.args());
         args.addAll(List.of(extraArgs));
         return args;
+    }
+
+    /** A secondary listening on {@code port} as the primary is told it, before it runs. */
+    PeerTransport.Peer peerAt(final int port)
+    {
+        return transport.peer(port, aeronDir);
     }
 
     /** Starts any daemon, to be killed on {@link #close()} if the test leaves it running. */
@@ -155,6 +172,11 @@ final class ReplicaPair implements AutoCloseable
     public void close()
     {
         clients.forEach(Process::destroyForcibly);
-        daemons.forEach(DaemonProcess::close);
+        // The daemons first, the shared media driver (started first) last.
+        for (int i = daemons.size() - 1; i >= 0; i--)
+        {
+            daemons.get(i).close();
+        }
+        AeronDirectories.removeLeftBy(daemons, aeronDir);
     }
 }

@@ -503,7 +503,7 @@ class ReplicationIT
     private PeerTransport.Peer startSecondary(final boolean shared, final String... extraArgs) throws Exception
     {
         secondary = start(secondaryArgs(shared, extraArgs));
-        return PeerTransport.NBD.peer(secondary.awaitLine(PeerTransport.NBD.readyLine(), STARTUP));
+        return PeerTransport.NBD.peer(secondary.awaitLine(PeerTransport.NBD.readyLine(), STARTUP), null);
     }
 
     private List<String> secondaryArgs(final boolean shared, final String... extraArgs) throws IOException
