@@ -7,8 +7,8 @@ import io.understudy.aeron.AeronPrimaryLink;
 import io.understudy.aeron.AeronSecondaryEndpoint;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
-import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.device.MemoryDevice;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.LinkAcceptor;
 import io.understudy.engine.link.PeerControl;
@@ -84,7 +84,7 @@ public class AeronLinkBenchmark
         final AeronChannel channel = "ipc".equals(transport) ? AeronChannel.parse("aeron:ipc") :
             AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + freePort());
         final AeronLinkContext context = new AeronLinkContext();
-        endpoint = AeronSecondaryEndpoint.listen(media, channel, new MemorySink(arena, DISK), new AcceptAll(),
+        endpoint = AeronSecondaryEndpoint.listen(media, channel, new MemoryDevice(arena.allocate(DISK, 4096)), new AcceptAll(),
             () -> 0, context);
         link = AeronPrimaryLink.connect(media, channel, new Hello(DISK, 65536, false, 1, 0, 200, 5000), context,
             () -> 0, new Quiet());
@@ -148,102 +148,6 @@ public class AeronLinkBenchmark
         try (DatagramSocket socket = new DatagramSocket(0))
         {
             return socket.getLocalPort();
-        }
-    }
-
-    /** A disk in memory that applies writes at once, so the benchmark measures the transport. */
-    private static final class MemorySink implements BlockDevice
-    {
-        private final MemorySegment disk;
-
-        MemorySink(final Arena arena, final long size)
-        {
-            this.disk = arena.allocate(size, 4096);
-        }
-
-        @Override
-        public long size()
-        {
-            return disk.byteSize();
-        }
-
-        @Override
-        public int alignment()
-        {
-            return 1;
-        }
-
-        @Override
-        public boolean isReadOnly()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean canDiscard()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean canFastZero()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean read(
-            final long offset, final MemorySegment buffer, final int length, final IoCompletion completion,
-            final long cookie)
-        {
-            MemorySegment.copy(disk, offset, buffer, 0, length);
-            completion.onComplete(cookie, length);
-            return true;
-        }
-
-        @Override
-        public boolean write(
-            final long offset, final MemorySegment buffer, final int length, final int flags,
-            final IoCompletion completion, final long cookie)
-        {
-            MemorySegment.copy(buffer, 0, disk, offset, length);
-            completion.onComplete(cookie, length);
-            return true;
-        }
-
-        @Override
-        public boolean flush(final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public boolean discard(final long offset, final long length, final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public boolean writeZeroes(
-            final long offset, final long length, final int flags, final IoCompletion completion, final long cookie)
-        {
-            disk.asSlice(offset, length).fill((byte)0);
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public long blockStatus(final long offset, final long length, final ExtentSink sink)
-        {
-            sink.onExtent(length, 0);
-            return length;
-        }
-
-        @Override
-        public void close()
-        {
         }
     }
 

@@ -2,6 +2,7 @@ package io.understudy.aeron;
 
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.device.MemoryDevice;
 import io.understudy.engine.link.PeerControl;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -33,7 +34,7 @@ class AeronAllocationTest extends LinkTestBase
         final AeronMedia media = own(AeronMedia.embedded());
         final AeronChannel channel = LinkFixture.channel(udp);
         final LinkFixture.Acceptor acceptor = new LinkFixture.Acceptor(DISK, 5);
-        own(AeronSecondaryEndpoint.listen(media, channel, new MemorySink(arena.allocate(DISK, 4096)), acceptor,
+        own(AeronSecondaryEndpoint.listen(media, channel, new MemoryDevice(arena.allocate(DISK, 4096)), acceptor,
             () -> 5, new AeronLinkContext()));
         final AeronPrimaryLink link = own(AeronPrimaryLink.connect(media, channel, LinkFixture.hello(DISK, 5),
             new AeronLinkContext(), () -> 5, new LinkFixture.Events()));

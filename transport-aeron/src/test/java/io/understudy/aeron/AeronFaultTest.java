@@ -8,6 +8,7 @@ import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
 import io.aeron.driver.ext.DebugSendChannelEndpoint;
 import io.aeron.driver.ext.LossGenerator;
 import io.aeron.driver.ext.RandomLossGenerator;
+import io.understudy.engine.device.MemoryDevice;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.RefusalCode;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -244,7 +245,7 @@ class AeronFaultTest extends LinkTestBase
     void listeningOnABusyPortIsAnIOException() throws Exception
     {
         final AeronMedia media = own(AeronMedia.embedded());
-        final MemorySink sink = new MemorySink(arena.allocate(DISK, 4096));
+        final MemoryDevice sink = new MemoryDevice(arena.allocate(DISK, 4096));
         try (DatagramSocket taken = new DatagramSocket(0, InetAddress.getLoopbackAddress()))
         {
             final AeronChannel channel = AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:" + taken.getLocalPort());

@@ -1,17 +1,18 @@
-package io.understudy.aeron;
-
-import io.understudy.engine.device.BlockDevice;
-import io.understudy.engine.device.ExtentSink;
-import io.understudy.engine.device.IoCompletion;
+package io.understudy.engine.device;
 
 import java.lang.foreign.MemorySegment;
 
-/** A disk in memory that applies a write at once, on the caller's thread. */
-final class MemorySink implements BlockDevice
+/**
+ * A disk in caller-owned memory that completes every request at once, on the caller's thread: the sink of
+ * benchmarks and tests that measure or check what sits in front of a device (a transport, a replication
+ * pipeline) without a file's cost. Discard keeps the bytes; block status reports all data.
+ */
+public final class MemoryDevice implements BlockDevice
 {
     private final MemorySegment disk;
 
-    MemorySink(final MemorySegment disk)
+    /** @param disk the disk's bytes; not owned (its arena frees it). */
+    public MemoryDevice(final MemorySegment disk)
     {
         this.disk = disk;
     }
