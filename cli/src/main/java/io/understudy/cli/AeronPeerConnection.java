@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.aeron.AeronLinkContext;
 import io.understudy.aeron.AeronMedia;
 import io.understudy.aeron.AeronPrimaryLink;
@@ -77,6 +78,19 @@ final class AeronPeerConnection implements PeerConnection
         return "forwarding to " + link.peerName() + ", control link up to the same channel (heartbeat " +
             link.heartbeatIntervalMillis() + " ms, timeout " + link.heartbeatTimeoutMillis() + " ms, media driver " +
             (media.isEmbedded() ? "embedded" : "external") + " in " + media.directory() + ")";
+    }
+
+    @Override
+    public void toJson(final ObjectNode transport)
+    {
+        transport.put("name", "aeron")
+            .put("forwarded", link.forwarded())
+            .put("acked", link.acked())
+            .put("in-flight", link.inFlight())
+            .put("unacked-bytes", link.unackedBytes())
+            .put("back-pressure-waits", link.backPressureWaits())
+            .put("back-pressure-us", TimeUnit.NANOSECONDS.toMicros(link.backPressureNanos()))
+            .put("ignored-messages", link.ignoredMessages());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.aeron.AeronLinkContext;
 import io.understudy.aeron.AeronMedia;
 import io.understudy.aeron.AeronSecondaryEndpoint;
@@ -48,6 +49,17 @@ final class AeronSinkEndpoint implements SinkEndpoint
     {
         return "forwarding sink " + endpoint.resolvedChannel() + " (control link on the same channel, media driver " +
             (media.isEmbedded() ? "embedded" : "external") + " in " + media.directory() + ")";
+    }
+
+    @Override
+    public void toJson(final ObjectNode transport)
+    {
+        transport.put("name", "aeron")
+            .put("applied", endpoint.applied())
+            .put("acks-sent", endpoint.acksSent())
+            .put("sink-back-pressure", endpoint.sinkBackPressure())
+            .put("ignored-messages", endpoint.ignoredMessages())
+            .put("refusals", endpoint.refusals());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.PeerControl;
@@ -117,6 +118,12 @@ final class NbdPeerConnection implements PeerConnection
     public String describe()
     {
         return description;
+    }
+
+    @Override
+    public void toJson(final ObjectNode transport)
+    {
+        transport.put("name", "nbd");
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.LinkAcceptor;
 import io.understudy.nbd.control.ControlLinkListener;
@@ -58,6 +59,12 @@ final class NbdSinkEndpoint implements SinkEndpoint
     public String describe()
     {
         return description;
+    }
+
+    @Override
+    public void toJson(final ObjectNode transport)
+    {
+        transport.put("name", "nbd");
     }
 
     @Override

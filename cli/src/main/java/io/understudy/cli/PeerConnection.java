@@ -1,5 +1,6 @@
 package io.understudy.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.link.PeerControl;
 
@@ -17,6 +18,9 @@ interface PeerConnection extends AutoCloseable
 
     /** @return one line for the ready message: where writes go and what the control link is. */
     String describe();
+
+    /** Adds the transport's own figures (name, back-pressure, lag) to {@code status}. */
+    void toJson(ObjectNode transport);
 
     @Override
     void close();

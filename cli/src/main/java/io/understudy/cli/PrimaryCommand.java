@@ -75,6 +75,8 @@ final class PrimaryCommand implements Callable<Integer>
     /** Volatile: the link listener may run before the primary exists, on the link's thread. */
     private volatile ReplicationPrimary primary;
     private DaemonCounters counters;
+    /** Set once connected; volatile: status runs on control-socket threads. */
+    private volatile PeerConnection connection;
     private PrintWriter out;
     /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
     private boolean forwardingLossAnnounced;
@@ -90,8 +92,9 @@ final class PrimaryCommand implements Callable<Integer>
                 out);
             IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
             BlockDevice disk = open(engine);
-            PeerConnection connection = connectPeer(disk.size()))
+            PeerConnection connected = connectPeer(disk.size()))
         {
+            connection = connected;
             primary = new ReplicationPrimary(disk, connection.forwarding(), replica.shared, (int)replica.clusterSize,
                 TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
             counters.primary(primary, peer);
@@ -271,6 +274,11 @@ final class PrimaryCommand implements Callable<Integer>
             .put("forwarded", primary.link().forwarded())
             .put("forward-timeouts", primary.link().timeouts())
             .put("forwarding", primary.link().isForwarding());
+        final PeerConnection current = connection;
+        if (current != null)
+        {
+            current.toJson(status.putObject("transport"));
+        }
         counters.toJson(status);
         return status;
     }

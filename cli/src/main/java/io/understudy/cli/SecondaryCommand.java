@@ -98,6 +98,8 @@ final class SecondaryCommand implements Callable<Integer>
     private final StatusWatch watch = new StatusWatch(events, this::status);
     private ReplicationSecondary secondary;
     private DaemonCounters counters;
+    /** Set once listening; volatile: status runs on control-socket threads. */
+    private volatile SinkEndpoint sinkEndpoint;
     private ReplicaStateFile state;
     /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
     private volatile int cleanFlags;
@@ -195,6 +197,7 @@ final class SecondaryCommand implements Callable<Integer>
             ControlServer control = startControl();
             AgentRunner _ = watch.start())
         {
+            sinkEndpoint = sink;
             out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): %s, SVM export " +
                 "nbd+unix:///?socket=%s, control socket %s%n", replica.shared ? "shared" : "non-shared",
                 secondary.view().size(), replica.clusterSize, sink.describe(), replica.socket, control.path());
@@ -266,6 +269,11 @@ final class SecondaryCommand implements Callable<Integer>
         final ObjectNode status = StatusJson.status("secondary", replica.shared, secondary, secondary.latchedError(),
             peer);
         status.put("cluster-size", replica.clusterSize);
+        final SinkEndpoint current = sinkEndpoint;
+        if (current != null)
+        {
+            current.toJson(status.putObject("transport"));
+        }
         status.putObject("commit").put("done-bytes", secondary.committedBytes())
             .put("total-bytes", secondary.commitTotalBytes());
         counters.toJson(status);

@@ -103,8 +103,10 @@ class AcceptanceIT
         fill(pair.primaryDisk, SIZE + CLUSTER, ReplicaPair.PATTERN);
         final Commands.Result refused = understudy(pair.primaryArgs(pair.peer).toArray(String[]::new));
         assertEquals(1, refused.exitCode(), refused.output());
-        assertTrue(refused.output().contains("the peer's export has " + SIZE + " bytes, " + pair.primaryDisk + " " +
-            (SIZE + CLUSTER) + ": they must be equal"), refused.output());
+        // Over NBD the primary sees the export's size; over Aeron the secondary refuses the hello.
+        assertTrue(refused.output().contains("the peer's export has " + SIZE + " bytes, the disk " +
+            (SIZE + CLUSTER) + ": they must be equal") || refused.output().contains("refused the link (disk-size): " +
+            "the primary's disk has " + (SIZE + CLUSTER) + " bytes, the secondary's " + SIZE), refused.output());
         assertFalse(Files.exists(pair.pvm), "no guest export");
         qemuIoCannotConnect(pair.pvmUri(), "read 0 16M");
         qemuIoCannotConnect(pair.pvmUri(), "write -z 0 16M");
@@ -278,8 +280,8 @@ class AcceptanceIT
         final Commands.Result start = understudy(pair.primaryArgs(late, dir.resolve("late.sock"),
             dir.resolve("late.ctl"), pair.peer).toArray(String[]::new));
         assertEquals(1, start.exitCode(), start.output());
-        assertTrue(start.output().contains("the secondary refused the control link (not-running): the secondary is " +
-            "done"), start.output());
+        assertTrue(start.output().contains("the secondary refused the link (generation): rule SB-STALE-PRIMARY"),
+            start.output());
 
         final JsonNode done = status(pair.secondaryControl);
         assertEquals("done", done.path("state").asText(), done.toString());
@@ -287,6 +289,45 @@ class AcceptanceIT
         assertTrue(done.path("error").isNull(), done.toString());
         assertAt06Contents();
         assertRange(late, 0, SIZE, ReplicaPair.PATTERN);
+    }
+
+    /**
+     * Kill -9 of the secondary while the guest streams writes: the primary reports the loss within the heartbeat
+     * deadline, degrades (error latched, forwarding stopped, dirty bitmap kept) and the guest's writes all land on
+     * P (spec 3.2, AX-18).
+     */
+    @Test
+    void killedSecondaryMidStreamIsReportedWithinTheHeartbeatTimeoutAndTheGuestGoesOn() throws Exception
+    {
+        pair.start();
+        final List<String> writes = new ArrayList<>(List.of("qemu-io", "-f", "raw"));
+        for (int pass = 0; pass < 8; pass++)
+        {
+            writes.addAll(List.of("-c", "write -P 0x" + Integer.toHexString(0x20 + pass) + " 0 16M"));
+        }
+        writes.add(pair.pvmUri());
+        final Process guest = pair.track(new ProcessBuilder(writes).redirectErrorStream(true).start());
+        Thread.sleep(300);
+        final long killed = System.nanoTime();
+        pair.secondary.kill();
+        pair.primary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 3000));
+        final long reportedMillis = (System.nanoTime() - killed) / 1_000_000;
+        System.out.printf("%s: peer loss reported by the primary %d ms after kill -9 of the secondary%n", transport,
+            reportedMillis);
+        assertTrue(reportedMillis < HEARTBEAT_TIMEOUT_MS + 1500, "reported after " + reportedMillis + " ms");
+        final String guestOutput = new String(guest.getInputStream().readAllBytes());
+        assertEquals(0, guest.waitFor(), guestOutput);
+        assertFalse(guestOutput.contains("error"), guestOutput);
+
+        final JsonNode status = status(pair.primaryControl);
+        assertEquals("degraded", status.path("state").asText(), status.toString());
+        assertFalse(status.path("error").isNull(), status.toString());
+        assertTrue(status.path("dirty-clusters").asLong() > 0, status.toString());
+        qemuIo(pair.pvmUri(), "write -P 0x55 1M 1M");
+        assertEquals(0, pair.primary.terminate(STOP), pair.primary.output());
+        assertRange(pair.primaryDisk, 0, MIB, 0x27);
+        assertRange(pair.primaryDisk, MIB, MIB, 0x55);
+        assertRange(pair.primaryDisk, 2 * MIB, 14 * MIB, 0x27);
     }
 
     /** AT-09: a started secondary reports no error (get_error), and stop(failover=true) succeeds. */
@@ -386,7 +427,7 @@ class AcceptanceIT
             final Commands.Result refused = understudy(pair.primaryArgs(other, dir.resolve("other.sock"),
                 dir.resolve("other.ctl"), pair.peer, extraArgs.get(i).toArray(String[]::new)).toArray(String[]::new));
             assertEquals(1, refused.exitCode(), refused.output());
-            assertTrue(refused.output().contains("the secondary refused the control link"), refused.output());
+            assertTrue(refused.output().contains("the secondary refused the link"), refused.output());
             assertTrue(refused.output().contains(refusals.get(i)), refused.output());
         }
         final Commands.Result topId = understudy(concat(pair.primaryArgs(pair.peer), "--hidden", "h2.img"));

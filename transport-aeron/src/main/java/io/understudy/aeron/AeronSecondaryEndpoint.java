@@ -670,14 +670,10 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
             }
             final Hello hello = helloBody.hello();
             final SecondaryLink link = current;
-            if (link != null && link.isUp())
+            final boolean linked = link != null && link.isUp();
+            if (linked && link.sessionId() == sessionId && link.generationId() == generationId)
             {
-                if (link.sessionId() != sessionId || link.generationId() != generationId)
-                {
-                    refuse(replyChannel, replyStreamId, generationId, RefusalCode.BUSY, "a primary is linked ("
-                        + link.peerName() + ")");
-                }
-                return;
+                return; // the linked primary's HELLO again: it is answered already
             }
             final String heartbeatProblem = hello.heartbeatProblem();
             if (heartbeatProblem != null)
@@ -685,10 +681,17 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
                 refuse(replyChannel, replyStreamId, generationId, RefusalCode.PROTOCOL, heartbeatProblem);
                 return;
             }
+            // The acceptor's reasons first (disk, cluster size, mode...), as over NBD; busy only if it has none.
             final LinkAcceptor.Refusal refusal = acceptor.check(hello);
             if (refusal != null)
             {
                 refuse(replyChannel, replyStreamId, generationId, refusal.code(), refusal.reason());
+                return;
+            }
+            if (linked)
+            {
+                refuse(replyChannel, replyStreamId, generationId, RefusalCode.BUSY, "a primary is linked already (" +
+                    link.peerName() + ")");
                 return;
             }
             accept(hello, sessionId, replyChannel, replyStreamId);
