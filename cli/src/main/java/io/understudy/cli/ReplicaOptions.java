@@ -10,6 +10,11 @@ import java.util.List;
 /** Options both replication daemons take. */
 final class ReplicaOptions
 {
+    @Option(names = "--config", paramLabel = "FILE", parameterConsumer = ConfigFile.Consumer.class,
+        description = "Read the sidecar's fields from FILE (FIELD = VALUE lines and a [disk NAME] section, see " +
+            "the README); flags after it override the file.")
+    Path config;
+
     @Option(names = "--disk", required = true, paramLabel = "FILE",
         description = "The replicated disk (in shared mode the disk both hosts see). Must exist.")
     Path disk;

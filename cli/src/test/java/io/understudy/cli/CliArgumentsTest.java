@@ -49,6 +49,17 @@ class CliArgumentsTest
     }
 
     @Test
+    void bashCompletionIsGeneratedForEverySubcommand()
+    {
+        assertEquals(0, run("generate-completion"));
+        for (final String word : new String[] {"understudy", "primary", "secondary", "media-driver", "demo", "stat",
+            "--on-peer-loss", "--aeron-dir"})
+        {
+            assertTrue(out.toString().contains(word), word + " missing from the completion script");
+        }
+    }
+
+    @Test
     void missingDiskIsAUsageError()
     {
         assertEquals(2, run("serve", "--socket", dir.resolve("s").toString()));
