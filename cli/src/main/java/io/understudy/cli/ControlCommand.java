@@ -26,6 +26,12 @@ abstract class ControlCommand implements Callable<Integer>
     /** @return the deadline the daemon gets for the whole operation. */
     abstract long timeoutMillis();
 
+    /** @return true to report the daemon's commit progress on stderr while the command runs (failover). */
+    boolean showsProgress()
+    {
+        return false;
+    }
+
     /** Adds the command's own arguments; the deadline is already there. */
     void addArguments(final ObjectNode arguments)
     {
@@ -40,8 +46,21 @@ abstract class ControlCommand implements Callable<Integer>
         }
         final ObjectNode arguments = ControlServer.JSON.createObjectNode().put("timeout-ms", timeoutMillis());
         addArguments(arguments);
-        final JsonNode result = ControlClient.execute(socket.control, command(), arguments);
-        spec.commandLine().getOut().println(result.toString());
-        return 0;
+        final Thread progress = showsProgress() ?
+            Thread.ofVirtual().name("progress").start(new CommitProgress(socket.control, spec.commandLine().getErr())) :
+            null;
+        try
+        {
+            final JsonNode result = ControlClient.execute(socket.control, command(), arguments);
+            spec.commandLine().getOut().println(result.toString());
+            return 0;
+        }
+        finally
+        {
+            if (progress != null)
+            {
+                progress.interrupt();
+            }
+        }
     }
 }

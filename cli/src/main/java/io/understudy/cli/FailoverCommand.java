@@ -10,7 +10,8 @@ import picocli.CommandLine.Option;
     description = {
         "Take over from a lost peer. On the secondary: refuse forwarded writes, commit the active and hidden",
         "overlays into the disk and keep serving the SVM. On the primary: drop the secondary and serve the guest",
-        "alone, keeping the dirty bitmap for a resync. Waits for the commit to finish."})
+        "alone, keeping the dirty bitmap for a resync. Waits for the commit to finish, showing its progress on",
+        "stderr."})
 final class FailoverCommand extends ControlCommand
 {
     @Option(names = "--timeout-ms", paramLabel = "MS", defaultValue = "60000",
@@ -21,6 +22,12 @@ final class FailoverCommand extends ControlCommand
     String command()
     {
         return "failover";
+    }
+
+    @Override
+    boolean showsProgress()
+    {
+        return true;
     }
 
     @Override

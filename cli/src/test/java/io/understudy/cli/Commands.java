@@ -145,10 +145,16 @@ final class Commands
         return result.output;
     }
 
-    /** A thin client command that must succeed, its printed {@code return} object parsed. */
+    /**
+     * A thin client command that must succeed, its printed {@code return} object parsed: the last line that is a
+     * JSON object, since stderr (merged here) may carry progress lines before it.
+     */
     static JsonNode understudyJson(final String... args) throws IOException, InterruptedException
     {
-        return JSON.readTree(understudyOk(args));
+        final String output = understudyOk(args);
+        final List<String> lines = output.lines().filter(line -> line.startsWith("{")).toList();
+        assertFalse(lines.isEmpty(), "no JSON object in:\n" + output);
+        return JSON.readTree(lines.getLast());
     }
 
     /** {@code understudy status --json}, as an operator runs it. */
