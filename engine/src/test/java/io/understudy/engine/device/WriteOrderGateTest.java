@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -202,6 +203,80 @@ class WriteOrderGateTest
             assertEquals(List.of(1L, 2L), completed);
             assertRange(memory.snapshot(), 1024, 2048, 0x77);
             assertRange(memory.snapshot(), 0, 1024, 0x66);
+        }
+    }
+
+    /** The held path (hold, release by the predecessor's completion, submit) allocates nothing per request. */
+    @Test
+    void holdingAndReleasingAllocatesNothing()
+    {
+        final com.sun.management.ThreadMXBean threads =
+            (com.sun.management.ThreadMXBean)ManagementFactory.getThreadMXBean();
+        try (Arena arena = Arena.ofConfined(); ReorderingDevice memory = new ReorderingDevice(SIZE, 0))
+        {
+            final DeferringDevice device = new DeferringDevice(memory);
+            final WriteOrderGate gate = new WriteOrderGate(device, 4);
+            final MemorySegment buffer = filled(arena, 4096, 0x66);
+            final long[] done = {0};
+            final IoCompletion counter = (cookie, result) -> done[0]++;
+            final int rounds = 100_000;
+            runHeldPairs(gate, device, buffer, counter, rounds);
+            final long before = threads.getCurrentThreadAllocatedBytes();
+            runHeldPairs(gate, device, buffer, counter, rounds);
+            final long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+            System.out.printf("WriteOrderGate held path: %d bytes allocated for %d held requests%n", allocated,
+                rounds);
+            assertEquals(4L * rounds, done[0]);
+            assertEquals(2L * rounds, gate.heldTotal());
+            assertTrue(allocated < 4096, "allocated " + allocated + " bytes");
+        }
+    }
+
+    private static void runHeldPairs(
+        final WriteOrderGate gate, final DeferringDevice device, final MemorySegment buffer,
+        final IoCompletion completion, final int rounds)
+    {
+        for (int i = 0; i < rounds; i++)
+        {
+            assertTrue(gate.write(0, buffer, 4096, 0, completion, i));
+            assertTrue(gate.write(2048, buffer, 2048, 0, completion, i));
+            device.completeAll();
+        }
+    }
+
+    /** Keeps write completions pending in preallocated arrays until {@link #completeAll()}, newest first. */
+    private static final class DeferringDevice extends ForwardingBlockDevice
+    {
+        private final IoCompletion[] completions = new IoCompletion[8];
+        private final long[] cookies = new long[8];
+        private final int[] lengths = new int[8];
+        private int pending;
+
+        DeferringDevice(final BlockDevice device)
+        {
+            super(device);
+        }
+
+        @Override
+        public boolean write(
+            final long offset, final MemorySegment buffer, final int length, final int flags,
+            final IoCompletion completion, final long cookie)
+        {
+            completions[pending] = completion;
+            cookies[pending] = cookie;
+            lengths[pending++] = length;
+            return true;
+        }
+
+        void completeAll()
+        {
+            while (pending > 0)
+            {
+                pending--;
+                final IoCompletion completion = completions[pending];
+                completions[pending] = null;
+                completion.onComplete(cookies[pending], lengths[pending]);
+            }
         }
     }
 

@@ -1,14 +1,21 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.device.Errno;
+import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.device.OverlappingWriters;
 import io.understudy.engine.device.ReorderingDevice;
+import io.understudy.engine.device.WriteOrderGate;
 import io.understudy.engine.overlay.MemoryOverlayStorage;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -65,6 +72,31 @@ class OverlappingWritesTest
             assertArrayEquals(writers.model(SPAN), s.snapshot(), "S is not the completion-order replay");
             assertEquals(0, s.overlapsSeen(), "overlapping forwarded writes in flight on S at once");
             assertNull(secondary.latchedError());
+        }
+    }
+
+    /** A checkpoint's drain (the gate's in-flight count) waits for a held write, not only for those below. */
+    @Test
+    void aDrainCountsWritesHeldBehindAnOverlappingOneAsInFlight()
+    {
+        try (Arena arena = Arena.ofConfined(); ReorderingDevice device = new ReorderingDevice(SPAN, 0))
+        {
+            final GatedDevice gate = new GatedDevice(new WriteOrderGate(device, QUEUE_DEPTH), SPAN, QUEUE_DEPTH, null,
+                Errno.EIO);
+            gate.open();
+            final MemorySegment buffer = arena.allocate(4096).fill((byte)0x66);
+            final AtomicInteger completed = new AtomicInteger();
+            final IoCompletion completion = (cookie, result) -> completed.incrementAndGet();
+            assertTrue(gate.write(0, buffer, 4096, 0, completion, 1));
+            assertTrue(gate.write(2048, buffer, 4096, 0, completion, 2));
+            gate.hold();
+            assertEquals(2, gate.inFlight());
+            assertEquals(1, device.pendingCount(), "the second write is held above the device");
+            assertFalse(gate.awaitIdle(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50)));
+            device.completeNewestFirst();
+            assertEquals(2, completed.get());
+            assertTrue(gate.awaitIdle(System.nanoTime() + TimeUnit.SECONDS.toNanos(1)));
+            gate.close();
         }
     }
 }
