@@ -23,8 +23,10 @@ import java.lang.foreign.MemorySegment;
  * cookie passed below is the slot index), so nothing is allocated per request; with no free slot the caller sees
  * back-pressure ({@code false}). A slot records the range, an arrival sequence number, how many earlier
  * overlapping requests it still waits for and how many later ones wait for it. Arrival counts the overlapping
- * requests in flight; a completion decrements the count of every later overlapping one and submits those that
- * reach zero, after the completed request's own completion was delivered (so its reply goes out first). Requests
+ * requests in flight; a completion delivers the request's own completion, then decrements the count of every
+ * later overlapping one and submits those that reach zero, so a request runs only after the completions of all
+ * its predecessors were delivered (their replies go out first, AX-11). The slot is freed after that: a caller
+ * that submits again from inside its completion may see back-pressure when every slot is in use. Requests
  * that become ready together never overlap each other (the later of two overlapping requests counted the earlier
  * one), so their order does not matter. A request the device below refuses when it first passes is handed back to
  * the caller as back-pressure unless a later request already waits for it; such a request, and a held request
@@ -218,13 +220,13 @@ public final class WriteOrderGate extends ForwardingBlockDevice
     private void onBelowComplete(final long index, final int result)
     {
         final Slot slot = slots[(int)index];
-        final IoCompletion completion;
-        final long cookie;
+        // The caller's completion first, while the request still counts here: every request that waits for it is
+        // submitted only after this completion was delivered. The fields were published by the lock (or the retry
+        // queue) before the submission this completion answers.
+        slot.completion.onComplete(slot.cookie, result);
         Slot ready = null;
         synchronized (lock)
         {
-            completion = slot.completion;
-            cookie = slot.cookie;
             remove(slot);
             for (int i = 0; i < activeCount; i++)
             {
@@ -238,8 +240,6 @@ public final class WriteOrderGate extends ForwardingBlockDevice
                 }
             }
         }
-        // The slot is free already, so the caller may submit again from its completion.
-        completion.onComplete(cookie, result);
         while (ready != null)
         {
             final Slot next = ready.nextReady;
