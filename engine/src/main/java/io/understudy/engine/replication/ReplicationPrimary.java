@@ -6,6 +6,7 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.device.WriteOrderGate;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
@@ -17,10 +18,14 @@ import java.util.concurrent.locks.LockSupport;
  * <p>
  * <b>Block graphs</b>:
  * <pre>
- *   non-shared:  guest --> [gate] --> MirroringDevice --+--> local disk P          (guest gets P's result)
- *                                                      +--> PeerLink --> peer     (secondary's sink)
- *   shared:      guest --> [gate] --> CowFilter(below = shared disk, target = PeerLink --> peer = secondary's H)
+ *   non-shared:  guest --> [gate] --> [order] --> MirroringDevice --+--> local disk P      (guest gets P's result)
+ *                                                                  +--> PeerLink --> peer (secondary's sink)
+ *   shared:      guest --> [gate] --> [order] --> CowFilter(below = shared disk,
+ *                                                           target = PeerLink --> peer = secondary's H)
  * </pre>
+ * The order gate ({@link WriteOrderGate}) holds a guest write that overlaps one still in flight until that one
+ * has completed on both sides, so P and S apply overlapping writes in the same order (INV-S, AX-11); it sits
+ * below the gate, so a checkpoint's drain counts held writes as in flight.
  * Reads are always local (INV-P). The peer is whatever transport presents the secondary's sink as a
  * {@link BlockDevice}. In shared mode the first write to a cluster in an epoch reads the original from the
  * shared disk and ships it to the secondary's H, and the guest write waits for that ack (spec 1.3); the copy is
@@ -55,6 +60,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
     private final PeerLink link;
     private final CowFilter cow;
     private final MirroringDevice mirror;
+    private final WriteOrderGate order;
     private final GatedDevice front;
     private final AtomicBitmap dirty;
     private final ErrorLatch latch = new ErrorLatch();
@@ -110,7 +116,8 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
             this.mirror = new MirroringDevice(local, link, queueDepth);
             inner = mirror;
         }
-        this.front = new GatedDevice(inner, local.size(), queueDepth, this::markDirty, Errno.EIO);
+        this.order = new WriteOrderGate(inner, queueDepth);
+        this.front = new GatedDevice(order, local.size(), queueDepth, this::markDirty, Errno.EIO);
     }
 
     public boolean isShared()
@@ -370,7 +377,7 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
     /** Duty cycle: times out forwarded requests, retries requests waiting for back-pressure to ease. */
     public int doWork()
     {
-        return link.doWork() + (cow != null ? cow.doWork() : mirror.doWork());
+        return link.doWork() + (cow != null ? cow.doWork() : mirror.doWork()) + order.doWork();
     }
 
     @Override

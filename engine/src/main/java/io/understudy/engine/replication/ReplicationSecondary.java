@@ -4,6 +4,7 @@ import io.understudy.engine.cow.CowFilter;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.device.WriteOrderGate;
 import io.understudy.engine.overlay.OverlayCommit;
 import io.understudy.engine.overlay.OverlayDevice;
 import io.understudy.engine.overlay.OverlayStorage;
@@ -20,11 +21,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>
  * <b>Block graphs</b> (built by {@link #start}):
  * <pre>
- *   non-shared:  sink --> [gate] --> CowFilter(target = H) --> S          (originals to H, then S written)
- *                view --> [gate] --> A --> H --> S                        (OverlayDevice chain)
- *   shared:      sink --> [gate] --> H --> S(read-only for us)            (the primary ships COW originals)
+ *   non-shared:  sink --> [gate] --> [order] --> CowFilter(target = H) --> S (originals to H, then S written)
+ *                view --> [gate] --> A --> H --> S                           (OverlayDevice chain)
+ *   shared:      sink --> [gate] --> [order] --> H --> S(read-only for us)   (the primary ships COW originals)
  *                view --> [gate] --> A --> H --> S
  * </pre>
+ * The sink's order gate ({@link WriteOrderGate}) applies overlapping forwarded writes one after the other, in
+ * arrival order, so the one answered last is the one S keeps (AX-11), even from a primary that keeps overlapping
+ * writes in flight (QEMU does). It sits below the gate, so a checkpoint's drain counts held writes as in flight.
  * In shared mode S is the disk both hosts see; the secondary never writes it except for the failover commit,
  * which is only safe once the old primary is fenced (spec 1.3). Primary and secondary must use the same
  * cluster size there, so that a shipped original always covers whole clusters of H.
@@ -71,6 +75,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     private OverlayDevice hidden;
     private OverlayDevice active;
     private CowFilter cow;
+    private WriteOrderGate sinkOrder;
     private CountDownLatch failoverDone;
     private volatile int failoverResult;
     private volatile ReplicationStage stage = ReplicationStage.NONE;
@@ -212,13 +217,14 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         active = new OverlayDevice(hidden, activeStorage, clusterSize, queueDepth);
         if (shared)
         {
-            sink.delegate(hidden);
+            sinkOrder = new WriteOrderGate(hidden, queueDepth);
         }
         else
         {
             cow = new CowFilter(disk, hidden, hidden::makeEmpty, clusterSize, queueDepth, CowFilter.DEFAULT_COPY_BYTES);
-            sink.delegate(cow);
+            sinkOrder = new WriteOrderGate(cow, queueDepth);
         }
+        sink.delegate(sinkOrder);
         view.delegate(active);
         latch.clear();
         epoch = 0;
@@ -456,7 +462,10 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         return error == null ? ControlResult.OK : ControlResult.error(error.errno(), error.reason());
     }
 
-    /** Duty cycle: resumes requests of the overlays and the COW filter waiting for back-pressure to ease. */
+    /**
+     * Duty cycle: resumes requests of the overlays, the COW filter and the sink's order gate waiting for
+     * back-pressure to ease.
+     */
     public int doWork()
     {
         int work = 0;
@@ -469,6 +478,11 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         if (a != null)
         {
             work += a.doWork() + hidden.doWork();
+        }
+        final WriteOrderGate order = sinkOrder;
+        if (order != null)
+        {
+            work += order.doWork();
         }
         return work;
     }

@@ -33,12 +33,13 @@ import static io.understudy.nbd.protocol.NbdProtocol.*;
  * <p>
  * <b>Replies.</b> A device completion records its result in the slot and sets the slot's bit in
  * {@link #completedMask}. The thread that wins {@link #sending} drains that mask and sends all the finished
- * replies with one gathering write on the (non-blocking, in transmission) socket: the receiver before it reads
- * again, which covers every request the device completed inline on it, and a device thread right in its
- * completion callback, which saves waking another thread. A thread that loses the race leaves its reply to the
- * winner, who re-checks the mask after it stops sending. A write that would block is handed, with
- * {@link #sending} still held, to the transmitter thread, the only one that ever waits for the socket: device
- * threads and the receiver never block on a client that does not read, and that client stalls only itself.
+ * replies, in completion order, with one gathering write on the (non-blocking, in transmission) socket: the
+ * receiver before it reads again, which covers every request the device completed inline on it, and a device
+ * thread right in its completion callback, which saves waking another thread. A thread that loses the race
+ * leaves its reply to the winner, who re-checks the mask after it stops sending. A write that would block is
+ * handed, with {@link #sending} still held, to the transmitter thread, the only one that ever waits for the
+ * socket: device threads and the receiver never block on a client that does not read, and that client stalls
+ * only itself.
  * <p>
  * <b>Budget.</b> When no slot is free or the connection holds {@code maxConnectionBytes} of payload, the receiver
  * stops reading until replies drain; the client then meets TCP back-pressure.
@@ -49,6 +50,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
     private static final VarHandle FREE_MASK;
     private static final VarHandle COMPLETED_MASK;
     private static final VarHandle SENDING;
+    private static final VarHandle COMPLETIONS;
 
     static
     {
@@ -58,6 +60,7 @@ final class NbdConnection implements IoCompletion, ExtentSink
             FREE_MASK = lookup.findVarHandle(NbdConnection.class, "freeMask", long.class);
             COMPLETED_MASK = lookup.findVarHandle(NbdConnection.class, "completedMask", long.class);
             SENDING = lookup.findVarHandle(NbdConnection.class, "sending", int.class);
+            COMPLETIONS = lookup.findVarHandle(NbdConnection.class, "completions", long.class);
         }
         catch (final ReflectiveOperationException ex)
         {
@@ -110,6 +113,10 @@ final class NbdConnection implements IoCompletion, ExtentSink
     /** Bit i set: slot i's request completed and its reply waits to be sent. */
     @SuppressWarnings("unused")
     private volatile long completedMask;
+
+    /** Completions so far: numbers each one, so replies drained together go out in completion order. */
+    @SuppressWarnings("unused")
+    private volatile long completions;
 
     /** 1 while a connection thread drains {@link #completedMask} and writes replies. */
     @SuppressWarnings("unused")
@@ -917,7 +924,10 @@ final class NbdConnection implements IoCompletion, ExtentSink
     {
         final Slot slot = slots[(int)cookie];
         slot.result = result;
-        // Volatile read-modify-write: publishes the result to the thread that drains the mask.
+        // Atomic increment, so a completion that happens before another (e.g. its device submits an overlapping
+        // write only after this callback) gets the smaller number; a plain field like the result.
+        slot.completedAt = (long)COMPLETIONS.getAndAdd(this, 1L);
+        // Volatile read-modify-write: publishes the result and the number to the thread that drains the mask.
         COMPLETED_MASK.getAndBitwiseOr(this, 1L << cookie);
         if (Thread.currentThread() != rxThread)
         {
@@ -991,8 +1001,8 @@ final class NbdConnection implements IoCompletion, ExtentSink
             long sent = 0;
             while (done != 0)
             {
-                final int index = Long.numberOfTrailingZeros(done);
-                done &= done - 1;
+                final int index = earliest(done);
+                done &= ~(1L << index);
                 final Slot slot = slots[index];
                 if (slot.phase == PHASE_FLUSH_AFTER && slot.result >= 0)
                 {
@@ -1027,6 +1037,28 @@ final class NbdConnection implements IoCompletion, ExtentSink
             releaseSlots(sent);
         }
         return true;
+    }
+
+    /**
+     * @return the slot among {@code mask} whose request completed first. Replies go out in completion order, which
+     * is the order a client sees: of two overlapping writes, the device keeps the one that completed last, and the
+     * client must see that one answered last (AX-11). A scan of at most 64 slots, usually of one or two.
+     */
+    private int earliest(final long mask)
+    {
+        long remaining = mask;
+        int earliest = Long.numberOfTrailingZeros(remaining);
+        remaining &= remaining - 1;
+        while (remaining != 0)
+        {
+            final int index = Long.numberOfTrailingZeros(remaining);
+            remaining &= remaining - 1;
+            if (slots[index].completedAt - slots[earliest].completedAt < 0)
+            {
+                earliest = index;
+            }
+        }
+        return earliest;
     }
 
     /** Adds a slot's reply to the gather list; returns the new entry count. */
@@ -1264,6 +1296,8 @@ final class NbdConnection implements IoCompletion, ExtentSink
         int dataStart;
         int dataEnd;
         int result;
+        /** Number of the completion (see {@link #completions}), written with the result. */
+        long completedAt;
         int phase;
         int reply;
         int headLength;

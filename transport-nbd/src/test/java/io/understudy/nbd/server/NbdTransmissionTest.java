@@ -1,5 +1,8 @@
 package io.understudy.nbd.server;
 
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.ForwardingBlockDevice;
+import io.understudy.engine.device.IoCompletion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -8,6 +11,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -237,6 +241,60 @@ class NbdTransmissionTest
             client.request(0, CMD_BLOCK_STATUS, 5, 64 << 10, 8192);
             final ByteBuffer zeroed = ByteBuffer.wrap(client.readReply().payload());
             assertEquals(STATE_ZERO, zeroed.getInt(8) & STATE_ZERO, "write-zeroes reads back as zeroes");
+        }
+    }
+
+    /**
+     * Replies sent together go out in completion order, not slot order: the device completes the second write
+     * before the first, both on the receiver thread, so both replies leave in one batch. Of two overlapping writes
+     * the client must see last the one the device applied last (AX-11).
+     */
+    @Test
+    void repliesSentTogetherGoOutInCompletionOrder() throws IOException
+    {
+        fixture = new ServerFixture(dir, SIZE, 0, false,
+            context -> context.device(new SecondFirstDevice(context.device())));
+        try (RawClient client = fixture.transmission(false))
+        {
+            final ByteBuffer both = ByteBuffer.allocate(2 * (28 + 4096));
+            for (long cookie = 1; cookie <= 2; cookie++)
+            {
+                both.putInt(REQUEST_MAGIC).putShort((short)0).putShort((short)CMD_WRITE).putLong(cookie)
+                    .putLong(0).putInt(4096).put(new byte[4096]);
+            }
+            client.send(both.flip());
+            assertEquals(0, client.readSimpleReply(2), "completed first, answered first");
+            assertEquals(0, client.readSimpleReply(1));
+        }
+    }
+
+    /** Holds the first write it gets; when the next one comes, completes that one and then the held one. */
+    private static final class SecondFirstDevice extends ForwardingBlockDevice
+    {
+        private IoCompletion heldCompletion;
+        private long heldCookie;
+
+        SecondFirstDevice(final BlockDevice device)
+        {
+            super(device);
+        }
+
+        @Override
+        public boolean write(
+            final long offset, final MemorySegment buffer, final int length, final int flags,
+            final IoCompletion completion, final long cookie)
+        {
+            if (heldCompletion == null)
+            {
+                heldCompletion = completion;
+                heldCookie = cookie;
+                return true;
+            }
+            completion.onComplete(cookie, length);
+            final IoCompletion held = heldCompletion;
+            heldCompletion = null;
+            held.onComplete(heldCookie, length);
+            return true;
         }
     }
 
