@@ -137,12 +137,18 @@ final class ControlServer implements AutoCloseable
                     continue;
                 }
                 final ObjectNode reply = answer(line, connection);
-                connection.writeLine(JSON.writeValueAsString(reply));
+                EventSubscriber subscribed = null;
                 if (connection.subscribing)
                 {
-                    // After the reply: the client sees the events that follow its subscription, never before it.
+                    // Registered before the reply, so every event after the client read it reaches the client;
+                    // delivered only after it, so the client never sees an event before its reply.
                     connection.subscribing = false;
-                    connection.subscriber = events.subscribe(connection);
+                    connection.subscriber = subscribed = events.subscribe(connection);
+                }
+                connection.writeLine(JSON.writeValueAsString(reply));
+                if (subscribed != null)
+                {
+                    subscribed.start();
                 }
             }
         }

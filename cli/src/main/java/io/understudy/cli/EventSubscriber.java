@@ -37,7 +37,13 @@ final class EventSubscriber
         this.connection = connection;
         this.queue = new ArrayBlockingQueue<>(capacity);
         this.graceMillis = graceMillis;
-        this.writer = Thread.ofVirtual().name("control-events").start(this::writeLoop);
+        this.writer = Thread.ofVirtual().name("control-events").unstarted(this::writeLoop);
+    }
+
+    /** Starts delivering, once the reply to the subscription was written; events emitted before wait queued. */
+    void start()
+    {
+        writer.start();
     }
 
     /**

@@ -38,7 +38,7 @@ class StatusWatchTest
             public void close()
             {
             }
-        });
+        }).start();
     }
 
     private static ObjectNode status(final String state, final long epoch)
