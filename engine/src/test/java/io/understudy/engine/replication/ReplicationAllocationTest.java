@@ -1,8 +1,7 @@
 package io.understudy.engine.replication;
 
-import io.understudy.engine.device.BlockDevice;
-import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
+import io.understudy.engine.device.MemoryDevice;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -21,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ReplicationAllocationTest
 {
     private static final int REQUESTS = 200_000;
+    private static final long DISK = 64L << 20;
 
     @Test
     void primaryRequestPathAllocatesNothing()
@@ -30,8 +30,8 @@ class ReplicationAllocationTest
         try (Arena arena = Arena.ofConfined())
         {
             final MemorySegment buffer = arena.allocate(4096, 4096);
-            final ReplicationPrimary primary = new ReplicationPrimary(new InstantDevice(), new InstantDevice(), false,
-                64 * 1024, TimeUnit.SECONDS.toNanos(1), 8);
+            final ReplicationPrimary primary = new ReplicationPrimary(new MemoryDevice(arena.allocate(DISK)),
+                new MemoryDevice(arena.allocate(DISK)), false, 64 * 1024, TimeUnit.SECONDS.toNanos(1), 8);
             try
             {
                 assertTrue(primary.start(ReplicationMode.PRIMARY).ok());
@@ -58,7 +58,7 @@ class ReplicationAllocationTest
     {
         for (int i = 0; i < REQUESTS; i++)
         {
-            final long offset = (i * 4096L) % (64L << 20);
+            final long offset = (i * 4096L) % DISK;
             final boolean accepted = switch (i % 4)
             {
                 case 0, 1 -> primary.write(offset, buffer, 4096, 0, completion, i);
@@ -66,91 +66,6 @@ class ReplicationAllocationTest
                 default -> primary.flush(completion, i);
             };
             assertTrue(accepted);
-        }
-    }
-
-    /** A 64 MiB device that completes every request at once, on the submitting thread, touching nothing. */
-    private static final class InstantDevice implements BlockDevice
-    {
-        @Override
-        public long size()
-        {
-            return 64L << 20;
-        }
-
-        @Override
-        public int alignment()
-        {
-            return 1;
-        }
-
-        @Override
-        public boolean isReadOnly()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean canDiscard()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean canFastZero()
-        {
-            return false;
-        }
-
-        @Override
-        public boolean read(
-            final long offset, final MemorySegment buffer, final int length, final IoCompletion completion,
-            final long cookie)
-        {
-            completion.onComplete(cookie, length);
-            return true;
-        }
-
-        @Override
-        public boolean write(
-            final long offset, final MemorySegment buffer, final int length, final int flags,
-            final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, length);
-            return true;
-        }
-
-        @Override
-        public boolean flush(final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public boolean discard(final long offset, final long length, final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public boolean writeZeroes(
-            final long offset, final long length, final int flags, final IoCompletion completion, final long cookie)
-        {
-            completion.onComplete(cookie, 0);
-            return true;
-        }
-
-        @Override
-        public long blockStatus(final long offset, final long length, final ExtentSink sink)
-        {
-            return length;
-        }
-
-        @Override
-        public void close()
-        {
         }
     }
 }
