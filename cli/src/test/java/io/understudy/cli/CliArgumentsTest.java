@@ -4,7 +4,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,23 +19,17 @@ class CliArgumentsTest
     @TempDir
     Path dir;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final InProcessCli cli = new InProcessCli();
+    private final StringWriter out = cli.out;
+    private final StringWriter err = cli.err;
 
-    private int run(final String... args)
-    {
-        final CommandLine commandLine = Understudy.commandLine();
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        return commandLine.execute(args);
-    }
 
     @Test
     void helpOnEveryCommandExitsZero()
     {
-        assertEquals(0, run("--help"));
+        assertEquals(0, cli.run("--help"));
         assertTrue(out.toString().contains("serve"), out.toString());
-        assertEquals(0, run("serve", "--help"));
+        assertEquals(0, cli.run("serve", "--help"));
         assertTrue(out.toString().contains("--disk"), out.toString());
         assertTrue(out.toString().contains("--read-only"), out.toString());
     }
@@ -44,14 +37,14 @@ class CliArgumentsTest
     @Test
     void versionIsPrinted()
     {
-        assertEquals(0, run("--version"));
+        assertEquals(0, cli.run("--version"));
         assertTrue(out.toString().startsWith("understudy "), out.toString());
     }
 
     @Test
     void bashCompletionIsGeneratedForEverySubcommand()
     {
-        assertEquals(0, run("generate-completion"));
+        assertEquals(0, cli.run("generate-completion"));
         for (final String word : new String[] {"understudy", "primary", "secondary", "media-driver", "demo", "stat",
             "--on-peer-loss", "--aeron-dir"})
         {
@@ -62,7 +55,7 @@ class CliArgumentsTest
     @Test
     void missingDiskIsAUsageError()
     {
-        assertEquals(2, run("serve", "--socket", dir.resolve("s").toString()));
+        assertEquals(2, cli.run("serve", "--socket", dir.resolve("s").toString()));
         assertTrue(err.toString().contains("--disk"), err.toString());
     }
 
@@ -72,7 +65,7 @@ class CliArgumentsTest
         final Path image = dir.resolve("m.img");
         Files.write(image, new byte[4096]);
         final Path socket = dir.resolve("m.sock");
-        assertEquals(Understudy.EXIT_FAILURE, run("serve", "--disk", image.toString(), "--socket", socket.toString(),
+        assertEquals(Understudy.EXIT_FAILURE, cli.run("serve", "--disk", image.toString(), "--socket", socket.toString(),
             "--metrics-listen", "0.0.0.0:9100"));
         assertTrue(err.toString().contains("--metrics-listen must be a loopback address"), err.toString());
         assertFalse(Files.exists(dir.resolve("m.sock.counters")));
@@ -84,7 +77,7 @@ class CliArgumentsTest
     {
         final Path image = dir.resolve("c.img");
         Files.write(image, new byte[4096]);
-        assertEquals(Understudy.EXIT_FAILURE, run("serve", "--disk", image.toString(), "--socket",
+        assertEquals(Understudy.EXIT_FAILURE, cli.run("serve", "--disk", image.toString(), "--socket",
             dir.resolve("c.sock").toString(), "--counters", image.toString()));
         assertTrue(err.toString().contains("--counters " + image + ": exists and is not an understudy counters " +
             "file: refusing to replace it"), err.toString());
@@ -94,45 +87,45 @@ class CliArgumentsTest
     @Test
     void socketAndListenAreExclusive()
     {
-        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--listen", "127.0.0.1:10809"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--socket", "s", "--listen", "127.0.0.1:10809"));
         assertTrue(err.toString().contains("mutually exclusive"), err.toString());
     }
 
     @Test
     void anEndpointIsRequired()
     {
-        assertEquals(2, run("serve", "--disk", "x.img"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img"));
         assertTrue(err.toString().contains("--socket") && err.toString().contains("--listen"), err.toString());
     }
 
     @Test
     void badIoModeIsAUsageError()
     {
-        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--io", "fast"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--socket", "s", "--io", "fast"));
         assertTrue(err.toString().contains("--io must be auto, uring or threads"), err.toString());
     }
 
     @Test
     void badSizeIsAUsageError()
     {
-        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--create", "ten gigs"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--socket", "s", "--create", "ten gigs"));
         assertTrue(err.toString().contains("is not a size"), err.toString());
-        assertEquals(2, run("serve", "--disk", "x.img", "--socket", "s", "--create", "0"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--socket", "s", "--create", "0"));
     }
 
     @Test
     void badListenAddressIsAUsageError()
     {
-        assertEquals(2, run("serve", "--disk", "x.img", "--listen", "localhost"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--listen", "localhost"));
         assertTrue(err.toString().contains("HOST:PORT"), err.toString());
-        assertEquals(2, run("serve", "--disk", "x.img", "--listen", "127.0.0.1:70000"));
+        assertEquals(2, cli.run("serve", "--disk", "x.img", "--listen", "127.0.0.1:70000"));
     }
 
     @Test
     void missingFileWithoutCreateFailsWithAHint()
     {
         final Path missing = dir.resolve("missing.img");
-        assertEquals(1, run("serve", "--disk", missing.toString(), "--socket", dir.resolve("s").toString()));
+        assertEquals(1, cli.run("serve", "--disk", missing.toString(), "--socket", dir.resolve("s").toString()));
         assertTrue(err.toString().contains("no such file") && err.toString().contains("--create"), err.toString());
         assertFalse(Files.exists(missing));
     }
@@ -140,7 +133,7 @@ class CliArgumentsTest
     @Test
     void directoryIsRefused()
     {
-        assertEquals(1, run("serve", "--disk", dir.toString(), "--socket", dir.resolve("s").toString()));
+        assertEquals(1, cli.run("serve", "--disk", dir.toString(), "--socket", dir.resolve("s").toString()));
         assertTrue(err.toString().contains(dir.toString()), err.toString());
     }
 

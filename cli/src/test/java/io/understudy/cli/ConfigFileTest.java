@@ -5,7 +5,6 @@ import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,8 +19,9 @@ class ConfigFileTest
     @TempDir
     Path dir;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final InProcessCli cli = new InProcessCli();
+    private final StringWriter out = cli.out;
+    private final StringWriter err = cli.err;
 
     private Path config(final String text) throws IOException
     {
@@ -47,13 +47,6 @@ class ConfigFileTest
         socket = DIR/svm.sock
         """;
 
-    private int run(final String... args)
-    {
-        final CommandLine commandLine = Understudy.commandLine();
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        return commandLine.execute(args);
-    }
 
     @Test
     void fieldsBecomeTheFlagsTheyNameAndLaterFlagsOverrideThem() throws IOException
@@ -93,7 +86,7 @@ class ConfigFileTest
         {
             final Path file = config(SECONDARY.replace(c[0], c[1]));
             err.getBuffer().setLength(0);
-            assertEquals(2, run("secondary", "--config", file.toString()), c[1]);
+            assertEquals(2, cli.run("secondary", "--config", file.toString()), c[1]);
             assertTrue(err.toString().contains(c[2]), c[1] + " -> " + err);
         }
     }
@@ -103,7 +96,7 @@ class ConfigFileTest
     {
         Files.write(dir.resolve("s.img"), new byte[1 << 16]);
         final Path file = config(SECONDARY.replace("heartbeat-ms = 250", "heartbeat-timeout-ms = 100"));
-        assertEquals(1, run("secondary", "--config", file.toString()));
+        assertEquals(1, cli.run("secondary", "--config", file.toString()));
         assertTrue(err.toString().contains("colo0.conf:7: field 'heartbeat-timeout-ms': --heartbeat-timeout-ms " +
             "(100) must exceed --heartbeat-ms"), err.toString());
         assertFalse(Files.exists(dir.resolve("s.ctl")), "nothing started");

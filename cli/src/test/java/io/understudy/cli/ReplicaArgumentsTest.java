@@ -10,7 +10,6 @@ import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -32,16 +31,10 @@ class ReplicaArgumentsTest
     @TempDir
     Path dir;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final InProcessCli cli = new InProcessCli();
+    private final StringWriter out = cli.out;
+    private final StringWriter err = cli.err;
 
-    private int run(final String... args)
-    {
-        final CommandLine commandLine = Understudy.commandLine();
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        return commandLine.execute(args);
-    }
 
     private Path disk() throws IOException
     {
@@ -80,7 +73,7 @@ class ReplicaArgumentsTest
         for (final String[] command : expected)
         {
             out.getBuffer().setLength(0);
-            assertEquals(0, run(command[0], "--help"), command[0]);
+            assertEquals(0, cli.run(command[0], "--help"), command[0]);
             for (int i = 1; i < command.length; i++)
             {
                 assertTrue(out.toString().contains(command[i]), command[0] + " --help lacks " + command[i] + ":\n" +
@@ -92,36 +85,36 @@ class ReplicaArgumentsTest
     @Test
     void secondaryNeedsItsFilesSocketsAndListenUri() throws IOException
     {
-        assertEquals(2, run("secondary", "--disk", disk().toString()));
+        assertEquals(2, cli.run("secondary", "--disk", disk().toString()));
         assertTrue(err.toString().contains("--hidden") && err.toString().contains("--listen"), err.toString());
     }
 
     @Test
     void transportIsChosenByTheUriSchemeAndOthersAreRejected() throws IOException
     {
-        assertEquals(2, run(secondary("--listen", "aeron:udp?interface=1.2.3.4").toArray(String[]::new)));
+        assertEquals(2, cli.run(secondary("--listen", "aeron:udp?interface=1.2.3.4").toArray(String[]::new)));
         assertTrue(err.toString().contains("needs endpoint=HOST:PORT"), err.toString());
-        assertEquals(2, run(secondary("--listen", "aeron:tcp?endpoint=1.2.3.4:5").toArray(String[]::new)));
+        assertEquals(2, cli.run(secondary("--listen", "aeron:tcp?endpoint=1.2.3.4:5").toArray(String[]::new)));
         assertTrue(err.toString().contains("expected aeron:udp?endpoint=HOST:PORT or aeron:ipc"), err.toString());
-        assertEquals(1, run(primary("--peer", "aeron:ipc").toArray(String[]::new)));
+        assertEquals(1, cli.run(primary("--peer", "aeron:ipc").toArray(String[]::new)));
         assertTrue(err.toString().contains("aeron:ipc needs --aeron-dir"), err.toString());
-        assertEquals(1, run(primary("--peer", "aeron:udp?endpoint=127.0.0.1:5", "--peer-control", "127.0.0.1:6")
+        assertEquals(1, cli.run(primary("--peer", "aeron:udp?endpoint=127.0.0.1:5", "--peer-control", "127.0.0.1:6")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("--peer-control is for NBD peers"), err.toString());
-        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:5/x", "--aeron-dir", "/dev/shm/x")
+        assertEquals(1, cli.run(primary("--peer", "nbd://127.0.0.1:5/x", "--aeron-dir", "/dev/shm/x")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("--aeron-dir is for aeron: URIs"), err.toString());
-        assertEquals(2, run(primary("--peer", "tcp://127.0.0.1:10809/colo").toArray(String[]::new)));
+        assertEquals(2, cli.run(primary("--peer", "tcp://127.0.0.1:10809/colo").toArray(String[]::new)));
         assertTrue(err.toString().contains("unsupported transport 'tcp'"), err.toString());
-        assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:10809").toArray(String[]::new)));
+        assertEquals(2, cli.run(primary("--peer", "nbd://127.0.0.1:10809").toArray(String[]::new)));
         assertTrue(err.toString().contains("must name one export"), err.toString());
-        assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:10809/a?x=1").toArray(String[]::new)));
+        assertEquals(2, cli.run(primary("--peer", "nbd://127.0.0.1:10809/a?x=1").toArray(String[]::new)));
     }
 
     @Test
     void peerLossActionIsReportOrFailover() throws IOException
     {
-        assertEquals(2, run(primary("--peer", "nbd://127.0.0.1:5/x", "--on-peer-loss", "panic")
+        assertEquals(2, cli.run(primary("--peer", "nbd://127.0.0.1:5/x", "--on-peer-loss", "panic")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("--on-peer-loss") && err.toString().contains("REPORT, FAILOVER"),
             err.toString());
@@ -150,7 +143,7 @@ class ReplicaArgumentsTest
     @Test
     void heartbeatTimeoutMustExceedTheInterval() throws IOException
     {
-        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:1/x", "--heartbeat-ms", "500",
+        assertEquals(1, cli.run(primary("--peer", "nbd://127.0.0.1:1/x", "--heartbeat-ms", "500",
             "--heartbeat-timeout-ms", "500").toArray(String[]::new)));
         assertTrue(err.toString().contains("--heartbeat-timeout-ms (500) must exceed --heartbeat-ms (500)"),
             err.toString());
@@ -159,10 +152,10 @@ class ReplicaArgumentsTest
     @Test
     void clusterSizeMustBeAPowerOfTwoInRange() throws IOException
     {
-        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--cluster-size", "48K")
+        assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--cluster-size", "48K")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("--cluster-size must be a power of two"), err.toString());
-        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--cluster-size", "2M")
+        assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--cluster-size", "2M")
             .toArray(String[]::new)));
     }
 
@@ -170,7 +163,7 @@ class ReplicaArgumentsTest
     void overlaysMustBeDistinctFiles() throws IOException
     {
         final Path disk = disk();
-        assertEquals(1, run("secondary", "--disk", disk.toString(), "--hidden", dir.resolve("o.img").toString(),
+        assertEquals(1, cli.run("secondary", "--disk", disk.toString(), "--hidden", dir.resolve("o.img").toString(),
             "--active", dir.resolve("o.img").toString(), "--socket", dir.resolve("s").toString(), "--control",
             dir.resolve("c").toString(), "--listen", "nbd://127.0.0.1:0/x"));
         assertTrue(err.toString().contains("three different files"), err.toString());
@@ -181,7 +174,7 @@ class ReplicaArgumentsTest
     void stateFileMustNotBeAnOverlay() throws IOException
     {
         final Path disk = disk();
-        assertEquals(1, run("secondary", "--disk", disk.toString(), "--hidden", dir.resolve("h.img").toString(),
+        assertEquals(1, cli.run("secondary", "--disk", disk.toString(), "--hidden", dir.resolve("h.img").toString(),
             "--active", dir.resolve("a.img").toString(), "--state", dir.resolve("a.img").toString(), "--socket",
             dir.resolve("s").toString(), "--control", dir.resolve("c").toString(), "--listen", "nbd://127.0.0.1:0/x"));
         assertTrue(err.toString().contains("--state must differ from --disk, --hidden and --active"), err.toString());
@@ -191,7 +184,7 @@ class ReplicaArgumentsTest
     @Test
     void missingDiskFailsWithAReason()
     {
-        assertEquals(1, run("primary", "--disk", dir.resolve("nope.img").toString(), "--socket",
+        assertEquals(1, cli.run("primary", "--disk", dir.resolve("nope.img").toString(), "--socket",
             dir.resolve("s").toString(), "--control", dir.resolve("c").toString(), "--peer", "nbd://127.0.0.1:1/x"));
         assertTrue(err.toString().contains("no such file"), err.toString());
     }
@@ -199,7 +192,7 @@ class ReplicaArgumentsTest
     @Test
     void primaryWithoutAReachablePeerFailsAfterTheConnectTimeout() throws IOException
     {
-        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:1/x", "--connect-timeout-ms", "200")
+        assertEquals(1, cli.run(primary("--peer", "nbd://127.0.0.1:1/x", "--connect-timeout-ms", "200")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("cannot reach the peer nbd://127.0.0.1:1/x"), err.toString());
     }
@@ -209,13 +202,13 @@ class ReplicaArgumentsTest
     {
         for (final String command : List.of("checkpoint", "failover", "stop", "status"))
         {
-            assertEquals(2, run(command), command);
+            assertEquals(2, cli.run(command), command);
             err.getBuffer().setLength(0);
-            assertEquals(1, run(command, "--control", dir.resolve("none.ctl").toString()), command);
+            assertEquals(1, cli.run(command, "--control", dir.resolve("none.ctl").toString()), command);
             assertTrue(err.toString().contains("no daemon answers on this control socket"), err.toString());
             assertEquals(1, err.toString().strip().lines().count(), err.toString());
         }
-        assertEquals(1, run("checkpoint", "--control", dir.resolve("none.ctl").toString(), "--timeout-ms", "0"));
+        assertEquals(1, cli.run("checkpoint", "--control", dir.resolve("none.ctl").toString(), "--timeout-ms", "0"));
         assertTrue(err.toString().contains("--timeout-ms must be positive"), err.toString());
     }
 
@@ -236,7 +229,7 @@ class ReplicaArgumentsTest
         for (final String[] value : bad)
         {
             err.getBuffer().setLength(0);
-            assertEquals(2, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", value[0])
+            assertEquals(2, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", value[0])
                 .toArray(String[]::new)), value[0]);
             assertTrue(err.toString().contains("--inject-fault '" + value[0] + "': " + value[1]), err.toString());
         }
@@ -245,20 +238,20 @@ class ReplicaArgumentsTest
     @Test
     void injectedFaultTargetsDependOnTheCommand() throws IOException
     {
-        assertEquals(1, run(primary("--peer", "nbd://127.0.0.1:1/x", "--inject-fault", "hidden:write:1:EIO")
+        assertEquals(1, cli.run(primary("--peer", "nbd://127.0.0.1:1/x", "--inject-fault", "hidden:write:1:EIO")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("--inject-fault target 'hidden' must be one of disk for this command"),
             err.toString());
         err.getBuffer().setLength(0);
-        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "hidden:write:1:EIO",
+        assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "hidden:write:1:EIO",
             "--inject-fault", "hidden:write:2+:EIO").toArray(String[]::new)));
         assertTrue(err.toString().contains("--inject-fault: more than one rule for hidden:write"), err.toString());
         err.getBuffer().setLength(0);
-        assertEquals(1, run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "overlay:read:1:EIO")
+        assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--inject-fault", "overlay:read:1:EIO")
             .toArray(String[]::new)));
         assertTrue(err.toString().contains("must be one of active, disk, hidden"), err.toString());
         out.getBuffer().setLength(0);
-        assertEquals(0, run("secondary", "--help"));
+        assertEquals(0, cli.run("secondary", "--help"));
         assertTrue(out.toString().contains("TESTING AID"), out.toString());
     }
 
