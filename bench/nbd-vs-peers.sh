@@ -33,19 +33,9 @@ image="$work/disk.img"
 socket="$work/nbd.sock"
 results="$work/results.tsv"
 
-# Fully allocate the image so that no server pays for first-write allocation and reads hit real data.
-fio --name=fill --filename="$image" --size="$SIZE" --rw=write --bs=1M --ioengine=psync --end_fsync=1 \
-    --output=/dev/null
+. "$root/bench/lib/fio-jobs.sh"
+fio_fill "$image"
 "$root/bin/understudy" --version >/dev/null   # builds the jar now, not inside a timed run
-
-# name | fio arguments | metric reported (iops or mibs); the QD1 row also yields a p99 latency row
-jobs=(
-  "4k-randread-qd32|--rw=randread --bs=4k --iodepth=32|iops"
-  "4k-randwrite-qd32|--rw=randwrite --bs=4k --iodepth=32|iops"
-  "1m-seqread-qd8|--rw=read --bs=1M --iodepth=8|mibs"
-  "1m-seqwrite-qd8|--rw=write --bs=1M --iodepth=8|mibs"
-  "4k-randwrite-qd1|--rw=randwrite --bs=4k --iodepth=1|iops"
-)
 
 start_server() {
     rm -f "$socket"
@@ -70,40 +60,13 @@ stop_server() {
     server_pid=""
 }
 
-run_fio() { # server job-name fio-args metric(iops|mibs)
-    local out="$work/fio.json"
-    # shellcheck disable=SC2086
-    fio --name="$2" --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
-        --runtime="$RUNTIME" --ramp_time=1 --numjobs=1 --group_reporting --output-format=json --output="$out" $3
-    python3 - "$out" "$4" "$1" "$2" >>"$results" <<'PY'
-import json, sys
-path, metric, server, job = sys.argv[1:5]
-j = json.load(open(path))["jobs"][0]
-side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
-value = side["iops"] if metric == "iops" else side["bw_bytes"] / 1048576
-print(f"{job}\t{server}\t{value:.1f}")
-PY
-}
-
 : >"$results"
 for round in $(seq 1 "$ROUNDS"); do
     for server in $SERVERS; do
         echo "round $round/$ROUNDS: $server" >&2
         start_server "$server"
-        # Unmeasured warm-up, the same for every server: a JIT-compiled daemon is what runs in production.
-        fio --name=warmup --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
-            --runtime=3 --rw=randrw --bs=4k --iodepth=16 --output=/dev/null
-        for job in "${jobs[@]}"; do
-            IFS='|' read -r name args metric <<<"$job"
-            run_fio "$server" "$name" "$args" "$metric"
-            if [ "$name" = 4k-randwrite-qd1 ]; then
-                python3 - "$work/fio.json" "$server" >>"$results" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))["jobs"][0]
-print(f"4k-randwrite-qd1-p99\t{sys.argv[2]}\t{j['write']['clat_ns']['percentile']['99.000000'] / 1000:.1f}")
-PY
-            fi
-        done
+        fio_warmup
+        fio_run_jobs "$server"
         stop_server
     done
 done

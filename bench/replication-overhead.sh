@@ -38,17 +38,9 @@ secondary_disk="$work/s.img"
 socket="$work/pvm.sock"
 results="$work/results.tsv"
 
-fio --name=fill --filename="$primary_disk" --size="$SIZE" --rw=write --bs=1M --ioengine=psync --end_fsync=1 \
-    --output=/dev/null
+. "$root/bench/lib/fio-jobs.sh"
+fio_fill "$primary_disk"
 "$root/bin/understudy" --version >/dev/null   # builds the jar now, not inside a timed run
-
-jobs=(
-  "4k-randread-qd32|--rw=randread --bs=4k --iodepth=32|iops"
-  "4k-randwrite-qd32|--rw=randwrite --bs=4k --iodepth=32|iops"
-  "1m-seqread-qd8|--rw=read --bs=1M --iodepth=8|mibs"
-  "1m-seqwrite-qd8|--rw=write --bs=1M --iodepth=8|mibs"
-  "4k-randwrite-qd1|--rw=randwrite --bs=4k --iodepth=1|iops"
-)
 
 await_line() { # log pattern
     for _ in $(seq 1 600); do
@@ -109,35 +101,14 @@ PY
     pids+=($!)
 }
 
-run_fio() { # mode job-name fio-args metric(iops|mibs)
-    local out="$work/fio.json"
-    # shellcheck disable=SC2086
-    fio --name="$2" --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
-        --runtime="$RUNTIME" --ramp_time=1 --numjobs=1 --group_reporting --output-format=json --output="$out" $3
-    python3 - "$out" "$4" "$1" "$2" >>"$results" <<'PY'
-import json, sys
-path, metric, mode, job = sys.argv[1:5]
-j = json.load(open(path))["jobs"][0]
-side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
-value = side["iops"] if metric == "iops" else side["bw_bytes"] / 1048576
-print(f"{job}\t{mode}\t{value:.1f}")
-if job == "4k-randwrite-qd1":
-    print(f"4k-randwrite-qd1-p99\t{mode}\t{j['write']['clat_ns']['percentile']['99.000000'] / 1000:.1f}")
-PY
-}
-
 : >"$results"
 for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
         echo "round $round/$ROUNDS: $mode" >&2
         start_mode "$mode"
         checkpointer
-        fio --name=warmup --ioengine=nbd --uri="nbd+unix:///?socket=$socket" --size="$SIZE" --time_based \
-            --runtime=3 --rw=randrw --bs=4k --iodepth=16 --output=/dev/null
-        for job in "${jobs[@]}"; do
-            IFS='|' read -r name args metric <<<"$job"
-            run_fio "$mode" "$name" "$args" "$metric"
-        done
+        fio_warmup
+        fio_run_jobs "$mode"
         stop_mode
     done
 done
