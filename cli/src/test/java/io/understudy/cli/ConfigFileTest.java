@@ -77,8 +77,8 @@ class ConfigFileTest
             {"role = secondary", "role = primary", "colo0.conf:2: field 'role': says primary, but the command is " +
                 "secondary"},
             {"mode = shared", "mode = mirrored", "colo0.conf:3: field 'mode': must be shared or non-shared"},
-            {"socket = DIR/svm.sock", "socket = DIR/svm.sock\n[disk colo1]", "colo0.conf:15: a second disk " +
-                "'colo1': one disk per sidecar"},
+            {"socket = DIR/svm.sock", "socket = DIR/svm.sock\n[disk colo1]", "colo0.conf: [disk colo1]: needs " +
+                "format = raw"},
             {"heartbeat-ms = 250", "heartbeat-ms 250", "colo0.conf:7: expected FIELD = VALUE"},
             {"hidden = DIR/h.img", "bogus = 1", "colo0.conf:12: field 'bogus': unknown in [disk colo0]"},
         };
