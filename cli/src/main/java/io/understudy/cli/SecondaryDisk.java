@@ -73,6 +73,8 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
     private volatile int cleanFlags;
     /** Plain: the command's main thread alone closes. */
     private boolean closed;
+    /** True if this run created the state record: one never written is removed on close, see {@link #close}. */
+    private boolean stateCreated;
 
     /** Locks S (unless shared: the primary owns it), H and A, and opens the state record. */
     SecondaryDisk(
@@ -193,7 +195,35 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
         if (!closed)
         {
             closed = true;
-            CloseHelper.closeAll(device, state, activeLock, hiddenLock, diskLock);
+            try
+            {
+                CloseHelper.closeAll(device, state);
+                removeUnwrittenState();
+            }
+            finally
+            {
+                CloseHelper.closeAll(activeLock, hiddenLock, diskLock);
+            }
+        }
+    }
+
+    /**
+     * A record this run created but never wrote (the sidecar stopped before this disk started, e.g. another disk
+     * failed) is empty, and an empty record refuses every later start; S was never touched, so it goes.
+     */
+    private void removeUnwrittenState()
+    {
+        try
+        {
+            if (stateCreated && Files.size(spec.state()) == 0)
+            {
+                Files.delete(spec.state());
+            }
+        }
+        catch (final IOException e)
+        {
+            throw new UserException(spec.state() + ": cannot remove the unused state record (" + e.getMessage() +
+                ")", e);
         }
     }
 
@@ -374,6 +404,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
                 Long.toHexString(previous.generation()) + "); it may hold writes the old primary never saw. Run " +
                 "it as a primary, or resynchronise it from the current primary and start with --resynced");
         }
+        stateCreated = previous == null && !Files.exists(spec.state());
         return ReplicaStateFile.open(spec.state(), ThreadLocalRandom.current().nextLong());
     }
 
