@@ -98,7 +98,11 @@ class MultiDiskIT
         return path;
     }
 
-    private Path secondaryConfig(final String hiddenOfD1) throws IOException
+    /**
+     * @param hiddenOfD1 d1's H if not the usual file (null).
+     * @param faultOfD1  an {@code inject-fault} rule for d1's files alone, or null.
+     */
+    private Path secondaryConfig(final String hiddenOfD1, final String faultOfD1) throws IOException
     {
         final StringBuilder text = new StringBuilder("""
             role = secondary
@@ -118,14 +122,18 @@ class MultiDiskIT
                 listen = %s
                 """.formatted(disk, file("s", disk), "d1".equals(disk) && hiddenOfD1 != null ? hiddenOfD1 :
                 file("h", disk), file("a", disk), socket("svm", disk), transport.listen()));
+            if ("d1".equals(disk) && faultOfD1 != null)
+            {
+                text.append("inject-fault = ").append(faultOfD1).append('\n');
+            }
         }
         return config("secondary.conf", text.toString());
     }
 
     /** Starts the secondary and returns each disk's peer as its ready line says, in disk order. */
-    private List<PeerTransport.Peer> startSecondary() throws Exception
+    private List<PeerTransport.Peer> startSecondary(final String faultOfD1) throws Exception
     {
-        secondary = pair.start(List.of("secondary", "--config", secondaryConfig(null).toString()));
+        secondary = pair.start(List.of("secondary", "--config", secondaryConfig(null, faultOfD1).toString()));
         final List<PeerTransport.Peer> peers = new ArrayList<>();
         for (final String disk : DISKS)
         {
@@ -183,7 +191,7 @@ class MultiDiskIT
     @Test
     void eachDiskReplicatesOnItsOwnLinkAndTheGroupCommandsActOnEveryDiskOrOne() throws Exception
     {
-        startPrimary(startSecondary());
+        startPrimary(startSecondary(null));
         qemuIo(uri("pvm", "d0"), "write -P 0x22 0 1M");
         qemuIo(uri("pvm", "d1"), "write -P 0x33 8M 1M");
         // The SVM sees its disk as of the last checkpoint (the originals in H) plus its own writes.
@@ -286,19 +294,56 @@ class MultiDiskIT
     void aDiskThatCannotStartIsNamedAndNothingIsLeftOpen() throws Exception
     {
         final Path missing = dir.resolve("no-such-dir").resolve("h-d1.img");
-        final Commands.Result failed = understudy("secondary", "--config", secondaryConfig(missing.toString())
-            .toString());
+        final Commands.Result failed = understudy("secondary", "--config", secondaryConfig(missing.toString(),
+            null).toString());
         assertEquals(1, failed.exitCode(), failed.output());
         assertTrue(failed.output().contains("understudy: disk d1: " + missing + ": cannot create"), failed.output());
         assertFalse(Files.exists(secondaryControl), "no control socket");
         assertFalse(Files.exists(socket("svm", "d0")), "no export of the healthy disk");
 
         // d0's locks were released: the same sidecar with d1 repaired starts and serves both disks.
-        startPrimary(startSecondary());
+        startPrimary(startSecondary(null));
         qemuIo(uri("pvm", "d1"), "write -P 0x5a 0 64k");
         assertRange(file("s", "d1"), 0, 65536, 0x5a);
         assertRange(file("s", "d0"), 0, SIZE, 0x11);
         assertEquals(0, primary.terminate(STOP), primary.output());
         assertEquals(0, secondary.terminate(STOP), secondary.output());
+    }
+
+    /**
+     * One disk's failover commit fails (S of d1 refuses writes): the group failover still commits d0, then says
+     * exactly that d1 failed and why; both disks changed stage. d0's S holds the SVM's write, d1's S is untouched
+     * and its A still holds the SVM's write, as with a single disk (FailureCasesIT case 7).
+     */
+    @Test
+    void aDiskWhoseFailoverFailsIsNamedAndTheOtherDiskStillCommits() throws Exception
+    {
+        startPrimary(startSecondary("disk:write:1+:EIO"));
+        qemuIo(uri("svm", "d0"), "write -P 0x33 0 1M");
+        qemuIo(uri("svm", "d1"), "write -P 0x44 0 1M");
+        primary.kill();
+        for (final String disk : DISKS)
+        {
+            awaitStatus(secondaryControl, "/disks/" + disk + "/peer/link", "lost");
+        }
+        final Commands.Result failover = understudy("failover", "--control", secondaryControl.toString());
+        System.out.println("group failover, d1 failing:\n" + failover.output().strip());
+        assertEquals(1, failover.exitCode(), failover.output());
+        assertTrue(failover.output().contains("d0: ok, changed: {\"ignored\":false,\"committed-bytes\":1048576,"),
+            failover.output());
+        assertTrue(failover.output().contains("d1: FAILED, changed: GenericError: failover commit failed: EIO; " +
+            "state failover-failed"), failover.output());
+        assertTrue(failover.output().contains("failover failed on 1 of 2 disks: d1"), failover.output());
+        final JsonNode status = status(secondaryControl);
+        assertEquals("done", status.at("/disks/d0/state").asText(), status.toString());
+        assertEquals("failover-failed", status.at("/disks/d1/state").asText(), status.toString());
+        assertEquals("EIO", status.at("/disks/d1/error/errno").asText(), status.toString());
+
+        qemuIo(uri("svm", "d1"), "read -P 0x44 0 1M", "read -P 0x11 1M 15M");
+        secondary.kill();
+        assertRange(file("s", "d0"), 0, MIB, 0x33);
+        assertRange(file("s", "d0"), MIB, SIZE - MIB, 0x11);
+        assertRange(file("s", "d1"), 0, SIZE, 0x11);
+        assertRange(file("a", "d1"), 0, MIB, 0x44);
     }
 }
