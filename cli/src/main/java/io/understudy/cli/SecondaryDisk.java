@@ -571,7 +571,8 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
             }
             peer.link(link);
             out.printf("understudy: %sprimary linked from %s (generation %x, heartbeat %d ms, timeout %d ms)%n",
-                tag(), link.peerName(), hello.generationId(), hello.heartbeatIntervalMillis(), hello.heartbeatTimeoutMillis());
+                tag(), link.peerName(), hello.generationId(), hello.heartbeatIntervalMillis(),
+                hello.heartbeatTimeoutMillis());
             out.flush();
         }
     }
