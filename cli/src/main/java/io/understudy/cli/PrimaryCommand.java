@@ -45,6 +45,9 @@ final class PrimaryCommand implements Callable<Integer>
 {
     static final String GUEST_EXPORT = "pvm";
 
+    /** The options a config file's sections give per disk. */
+    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--peer", "--peer-control");
+
     @Mixin
     ReplicaOptions replica;
 
@@ -65,9 +68,6 @@ final class PrimaryCommand implements Callable<Integer>
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
-
-    /** The options a config file's sections give per disk. */
-    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--peer", "--peer-control");
 
     private final ControlEvents events = new ControlEvents();
     private final List<PrimaryDisk> disks = new ArrayList<>();

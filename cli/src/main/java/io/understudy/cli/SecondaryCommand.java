@@ -51,6 +51,10 @@ final class SecondaryCommand implements Callable<Integer>
     /** Requests in flight at most on the sink and on the view each: the NBD server's per-connection window. */
     static final int QUEUE_DEPTH = 64;
 
+    /** The options a config file's sections give per disk. */
+    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--hidden", "--active", "--state",
+        "--listen", "--control-listen");
+
     @Mixin
     ReplicaOptions replica;
 
@@ -85,10 +89,6 @@ final class SecondaryCommand implements Callable<Integer>
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
-
-    /** The options a config file's sections give per disk. */
-    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--hidden", "--active", "--state",
-        "--listen", "--control-listen");
 
     private final ControlEvents events = new ControlEvents();
     private final List<SecondaryDisk> disks = new ArrayList<>();
