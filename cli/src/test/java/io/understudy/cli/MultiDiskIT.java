@@ -9,6 +9,7 @@ import org.junit.jupiter.params.ParameterizedClass;
 import org.junit.jupiter.params.provider.EnumSource;
 
 import java.io.IOException;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -147,6 +148,16 @@ class MultiDiskIT
 
     private void startPrimary(final List<PeerTransport.Peer> peers) throws Exception
     {
+        primary = pair.start(List.of("primary", "--config", primaryConfig(peers).toString()));
+        primary.awaitLine("primary ready \\(non-shared, 2 disks, cluster 65536\\)", STARTUP);
+        for (final String disk : DISKS)
+        {
+            awaitStatus(secondaryControl, "/disks/" + disk + "/peer/link", "up");
+        }
+    }
+
+    private Path primaryConfig(final List<PeerTransport.Peer> peers) throws IOException
+    {
         final StringBuilder text = new StringBuilder("""
             role = primary
             control = %s
@@ -171,12 +182,7 @@ class MultiDiskIT
                 text.append("peer-control = ").append(peers.get(i).control()).append('\n');
             }
         }
-        primary = pair.start(List.of("primary", "--config", config("primary.conf", text.toString()).toString()));
-        primary.awaitLine("primary ready \\(non-shared, 2 disks, cluster 65536\\)", STARTUP);
-        for (final String disk : DISKS)
-        {
-            awaitStatus(secondaryControl, "/disks/" + disk + "/peer/link", "up");
-        }
+        return config("primary.conf", text.toString());
     }
 
     private String uri(final String kind, final String disk)
@@ -345,5 +351,63 @@ class MultiDiskIT
         assertRange(file("s", "d0"), MIB, SIZE - MIB, 0x11);
         assertRange(file("s", "d1"), 0, SIZE, 0x11);
         assertRange(file("a", "d1"), 0, MIB, 0x44);
+    }
+
+    /**
+     * A primary whose second disk finds no peer fails to start naming that disk, after its first disk had
+     * linked: nothing is served, the first disk's link is closed (its secondary sees it end) and its lock is
+     * released.
+     */
+    @Test
+    void aPrimaryDiskThatCannotReachItsPeerIsNamedAndTheOtherDiskIsReleased() throws Exception
+    {
+        final List<PeerTransport.Peer> peers = startSecondary(null);
+        final PeerTransport.Peer nobody = transport.peer(freePort(), null);
+        final Path config = primaryConfig(List.of(peers.get(0), nobody));
+        final Commands.Result failed = understudy("primary", "--config", config.toString(), "--connect-timeout-ms",
+            "1500");
+        assertEquals(1, failed.exitCode(), failed.output());
+        assertTrue(failed.output().contains("understudy: disk d1: "), failed.output());
+        assertFalse(failed.output().contains("primary ready"), failed.output());
+        for (final String disk : DISKS)
+        {
+            assertFalse(Files.exists(socket("pvm", disk)), "no guest export of " + disk);
+        }
+        assertFalse(Files.exists(primaryControl), "no control socket");
+        awaitLinkEnded("d0");
+        assertEquals("none", status(secondaryControl).at("/disks/d1/peer/link").asText());
+        // d0's disk is free again: a primary of that disk alone may lock it.
+        final Commands.Result alone = understudy("primary", "--disk", file("p", "d0").toString(), "--socket",
+            socket("pvm", "d0").toString(), "--control", primaryControl.toString(), "--peer", nobody.uri(),
+            "--connect-timeout-ms", "500");
+        assertEquals(1, alone.exitCode(), alone.output());
+        assertFalse(alone.output().contains("(locked)"), alone.output());
+        assertRange(file("s", "d0"), 0, SIZE, 0x11);
+        assertRange(file("p", "d0"), 0, SIZE, 0x11);
+    }
+
+    /** Waits (10 s at most) until the secondary saw the link of {@code disk} end, by loss or by goodbye. */
+    private void awaitLinkEnded(final String disk) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + STOP.toNanos() / 3;
+        String link = "";
+        while (System.nanoTime() - deadline < 0)
+        {
+            link = status(secondaryControl).at("/disks/" + disk + "/peer/link").asText();
+            if ("lost".equals(link) || "peer-goodbye".equals(link))
+            {
+                return;
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError("the link of " + disk + " is still " + link);
+    }
+
+    private static int freePort() throws IOException
+    {
+        try (ServerSocket socket = new ServerSocket(0))
+        {
+            return socket.getLocalPort();
+        }
     }
 }
