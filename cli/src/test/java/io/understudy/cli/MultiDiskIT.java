@@ -238,6 +238,9 @@ class MultiDiskIT
             awaitAllZero(file("h", disk));
             awaitAllZero(file("a", disk));
         }
+        final List<String> text = understudyOk("status", "--control", secondaryControl.toString()).lines().toList();
+        assertEquals(List.of("role=secondary mode=non-shared disks=2", "  d0: state=running epoch=1 peer=up error=none",
+            "  d1: state=running epoch=1 peer=up error=none"), text.subList(0, 3), String.join("\n", text));
         qemuIo(uri("svm", "d0"), "read -P 0x22 0 1M", "read -P 0x11 1M 15M");
 
         // --disk: only d1 checkpoints; d0's epoch and H stay.
