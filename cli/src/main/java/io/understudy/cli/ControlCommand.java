@@ -4,13 +4,21 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
  * A thin client of a daemon's control socket: sends one command with a deadline and prints the daemon's
  * {@code return} object. Failures reach the user as one line (exit 1) through {@link UserException}.
+ * <p>
+ * A sidecar of several disks answers per disk (see {@link DiskGroup}): each disk's outcome is printed on a line
+ * of its own, and the command fails (exit 1) naming the disks that failed, after every disk was tried.
  */
 abstract class ControlCommand implements Callable<Integer>
 {
@@ -19,6 +27,10 @@ abstract class ControlCommand implements Callable<Integer>
 
     @Spec
     CommandSpec spec;
+
+    @Option(names = "--disk", paramLabel = "NAME",
+        description = "Only this disk of a sidecar of several disks (default: every disk, in config order).")
+    String disk;
 
     /** @return the control-socket command this client executes. */
     abstract String command();
@@ -46,13 +58,22 @@ abstract class ControlCommand implements Callable<Integer>
         }
         final ObjectNode arguments = ControlServer.JSON.createObjectNode().put("timeout-ms", timeoutMillis());
         addArguments(arguments);
+        if (disk != null)
+        {
+            arguments.put("disk", disk);
+        }
         final Thread progress = showsProgress() ?
             Thread.ofVirtual().name("progress").start(new CommitProgress(socket.control, spec.commandLine().getErr())) :
             null;
         try
         {
             final JsonNode result = ControlClient.execute(socket.control, command(), arguments);
-            spec.commandLine().getOut().println(result.toString());
+            if (!result.has("disks"))
+            {
+                spec.commandLine().getOut().println(result.toString());
+                return 0;
+            }
+            printPerDisk(spec.commandLine().getOut(), result);
             return 0;
         }
         finally
@@ -61,6 +82,34 @@ abstract class ControlCommand implements Callable<Integer>
             {
                 progress.interrupt();
             }
+        }
+    }
+
+    /** One line per disk: "NAME: ok, changed: {...}" or "NAME: FAILED, unchanged: CLASS: why"; then the verdict. */
+    private void printPerDisk(final PrintWriter out, final JsonNode result)
+    {
+        final List<String> failed = new ArrayList<>();
+        for (final Map.Entry<String, JsonNode> entry : result.path("disks").properties())
+        {
+            final ObjectNode outcome = ((ObjectNode)entry.getValue()).deepCopy();
+            final boolean ok = outcome.remove("ok").asBoolean();
+            final String changed = outcome.remove("changed").asBoolean() ? "changed" : "unchanged";
+            if (ok)
+            {
+                out.printf("%s: ok, %s: %s%n", entry.getKey(), changed, outcome);
+            }
+            else
+            {
+                failed.add(entry.getKey());
+                out.printf("%s: FAILED, %s: %s: %s%n", entry.getKey(), changed, outcome.path("error").path("class")
+                    .asText(), outcome.path("error").path("desc").asText());
+            }
+        }
+        out.flush();
+        if (!failed.isEmpty())
+        {
+            throw new UserException(command() + " failed on " + failed.size() + " of " +
+                result.path("disks").size() + " disks: " + String.join(", ", failed));
         }
     }
 }

@@ -158,22 +158,36 @@ final class DaemonCounters implements AutoCloseable
         }
     }
 
-    /** Publishes the primary's figures: state, epoch, checkpoints, forwarding, dirty clusters, COW, peer link. */
-    synchronized void primary(final ReplicationPrimary primary, final PeerStatus peer)
+    /**
+     * Publishes the primary's figures: state, epoch, checkpoints, forwarding, dirty clusters, COW, peer link.
+     *
+     * @param disk the disk's name in a sidecar of several disks (labels end in {@code @disk}), else null.
+     */
+    synchronized void primary(final ReplicationPrimary primary, final PeerStatus peer, final String disk)
     {
-        add(new PrimarySampler(primary, new ReplicationSampler(peer)));
+        add(new PrimarySampler(primary, new ReplicationSampler(peer, disk), disk));
     }
 
-    /** Publishes the secondary's figures: state, epoch, checkpoints, overlays, failover commit, peer link. */
-    synchronized void secondary(final ReplicationSecondary secondary, final PeerStatus peer)
+    /**
+     * Publishes the secondary's figures: state, epoch, checkpoints, overlays, failover commit, peer link.
+     *
+     * @param disk the disk's name in a sidecar of several disks (labels end in {@code @disk}), else null.
+     */
+    synchronized void secondary(final ReplicationSecondary secondary, final PeerStatus peer, final String disk)
     {
-        add(new SecondarySampler(secondary, new ReplicationSampler(peer)));
+        add(new SecondarySampler(secondary, new ReplicationSampler(peer, disk), disk));
     }
 
     /** Publishes an NBD server's figures under its export's name; its connection errors come here. */
     synchronized void nbd(final NbdServer server, final String export)
     {
-        add(new NbdSampler(server.counters(), export));
+        nbd(server, export, null);
+    }
+
+    /** As {@link #nbd(NbdServer, String)}, for the export of one disk of a sidecar of several ({@code disk}). */
+    synchronized void nbd(final NbdServer server, final String export, final String disk)
+    {
+        add(new NbdSampler(server.counters(), export, disk));
     }
 
     /** Adds every counter, by label, to a {@code status} reply (figures as of the last sample). */
@@ -211,26 +225,41 @@ final class DaemonCounters implements AutoCloseable
 
     private AtomicCounter counter(final CounterType type, final String export)
     {
-        return manager.newCounter(export == null ? type.label() : type.label(export), type.typeId());
+        return counter(type, export, null);
+    }
+
+    private AtomicCounter counter(final CounterType type, final String export, final String disk)
+    {
+        return manager.newCounter(CounterType.forDisk(export == null ? type.label() : type.label(export), disk),
+            type.typeId());
     }
 
     /** State, epoch, checkpoint durations and the peer link, common to both roles. */
     private final class ReplicationSampler
     {
         private final PeerStatus peer;
-        private final AtomicCounter state = counter(CounterType.STATE, null);
-        private final AtomicCounter epoch = counter(CounterType.EPOCH, null);
-        private final AtomicCounter checkpoints = counter(CounterType.CHECKPOINTS, null);
-        private final AtomicCounter lastMicros = counter(CounterType.CHECKPOINT_LAST_US, null);
-        private final AtomicCounter p50Micros = counter(CounterType.CHECKPOINT_P50_US, null);
-        private final AtomicCounter p99Micros = counter(CounterType.CHECKPOINT_P99_US, null);
-        private final AtomicCounter peerLink = counter(CounterType.PEER_LINK, null);
+        private final String disk;
+        private final AtomicCounter state;
+        private final AtomicCounter epoch;
+        private final AtomicCounter checkpoints;
+        private final AtomicCounter lastMicros;
+        private final AtomicCounter p50Micros;
+        private final AtomicCounter p99Micros;
+        private final AtomicCounter peerLink;
         private ErrorLatch.LatchedError reportedError;
         private PeerControl reportedLostLink;
 
-        ReplicationSampler(final PeerStatus peer)
+        ReplicationSampler(final PeerStatus peer, final String disk)
         {
             this.peer = peer;
+            this.disk = disk;
+            state = counter(CounterType.STATE, null, disk);
+            epoch = counter(CounterType.EPOCH, null, disk);
+            checkpoints = counter(CounterType.CHECKPOINTS, null, disk);
+            lastMicros = counter(CounterType.CHECKPOINT_LAST_US, null, disk);
+            p50Micros = counter(CounterType.CHECKPOINT_P50_US, null, disk);
+            p99Micros = counter(CounterType.CHECKPOINT_P99_US, null, disk);
+            peerLink = counter(CounterType.PEER_LINK, null, disk);
         }
 
         void sample(
@@ -247,16 +276,21 @@ final class DaemonCounters implements AutoCloseable
             if (latched != null && latched != reportedError)
             {
                 reportedError = latched;
-                errors.onError(new ObservedFailure("replication error latched: " +
+                errors.onError(new ObservedFailure(prefix() + "replication error latched: " +
                     Errno.name(latched.errno()) + ": " + latched.reason()));
             }
             final PeerControl link = peer.link();
             if (link != null && link != reportedLostLink && link.state() == PeerControl.State.LOST)
             {
                 reportedLostLink = link;
-                errors.onError(new ObservedFailure("control link to " + link.peerName() + " lost: " +
+                errors.onError(new ObservedFailure(prefix() + "control link to " + link.peerName() + " lost: " +
                     link.reason()));
             }
+        }
+
+        private String prefix()
+        {
+            return disk == null ? "" : "disk " + disk + ": ";
         }
     }
 
@@ -264,17 +298,23 @@ final class DaemonCounters implements AutoCloseable
     {
         private final ReplicationPrimary primary;
         private final ReplicationSampler common;
-        private final AtomicCounter forwardedOps = counter(CounterType.FORWARDED_OPS, null);
-        private final AtomicCounter forwardedBytes = counter(CounterType.FORWARDED_BYTES, null);
-        private final AtomicCounter forwardTimeouts = counter(CounterType.FORWARD_TIMEOUTS, null);
-        private final AtomicCounter unacknowledgedBytes = counter(CounterType.UNACKNOWLEDGED_BYTES, null);
-        private final AtomicCounter dirtyClusters = counter(CounterType.DIRTY_CLUSTERS, null);
-        private final AtomicCounter cowCopies = counter(CounterType.COW_COPIES, null);
+        private final AtomicCounter forwardedOps;
+        private final AtomicCounter forwardedBytes;
+        private final AtomicCounter forwardTimeouts;
+        private final AtomicCounter unacknowledgedBytes;
+        private final AtomicCounter dirtyClusters;
+        private final AtomicCounter cowCopies;
 
-        PrimarySampler(final ReplicationPrimary primary, final ReplicationSampler common)
+        PrimarySampler(final ReplicationPrimary primary, final ReplicationSampler common, final String disk)
         {
             this.primary = primary;
             this.common = common;
+            forwardedOps = counter(CounterType.FORWARDED_OPS, null, disk);
+            forwardedBytes = counter(CounterType.FORWARDED_BYTES, null, disk);
+            forwardTimeouts = counter(CounterType.FORWARD_TIMEOUTS, null, disk);
+            unacknowledgedBytes = counter(CounterType.UNACKNOWLEDGED_BYTES, null, disk);
+            dirtyClusters = counter(CounterType.DIRTY_CLUSTERS, null, disk);
+            cowCopies = counter(CounterType.COW_COPIES, null, disk);
         }
 
         @Override
@@ -294,15 +334,19 @@ final class DaemonCounters implements AutoCloseable
     {
         private final ReplicationSecondary secondary;
         private final ReplicationSampler common;
-        private final AtomicCounter hiddenClusters = counter(CounterType.HIDDEN_CLUSTERS, null);
-        private final AtomicCounter activeClusters = counter(CounterType.ACTIVE_CLUSTERS, null);
-        private final AtomicCounter committedBytes = counter(CounterType.COMMITTED_BYTES, null);
-        private final AtomicCounter commitTotalBytes = counter(CounterType.COMMIT_TOTAL_BYTES, null);
+        private final AtomicCounter hiddenClusters;
+        private final AtomicCounter activeClusters;
+        private final AtomicCounter committedBytes;
+        private final AtomicCounter commitTotalBytes;
 
-        SecondarySampler(final ReplicationSecondary secondary, final ReplicationSampler common)
+        SecondarySampler(final ReplicationSecondary secondary, final ReplicationSampler common, final String disk)
         {
             this.secondary = secondary;
             this.common = common;
+            hiddenClusters = counter(CounterType.HIDDEN_CLUSTERS, null, disk);
+            activeClusters = counter(CounterType.ACTIVE_CLUSTERS, null, disk);
+            committedBytes = counter(CounterType.COMMITTED_BYTES, null, disk);
+            commitTotalBytes = counter(CounterType.COMMIT_TOTAL_BYTES, null, disk);
         }
 
         @Override
@@ -332,15 +376,15 @@ final class DaemonCounters implements AutoCloseable
         private final AtomicCounter writeBytes;
         private final AtomicCounter errorReplies;
 
-        NbdSampler(final NbdCounters source, final String export)
+        NbdSampler(final NbdCounters source, final String export, final String disk)
         {
             this.source = source;
-            this.connections = counter(CounterType.NBD_CONNECTIONS, export);
-            this.inFlight = counter(CounterType.NBD_IN_FLIGHT, export);
-            this.requests = counter(CounterType.NBD_REQUESTS, export);
-            this.readBytes = counter(CounterType.NBD_READ_BYTES, export);
-            this.writeBytes = counter(CounterType.NBD_WRITE_BYTES, export);
-            this.errorReplies = counter(CounterType.NBD_ERROR_REPLIES, export);
+            this.connections = counter(CounterType.NBD_CONNECTIONS, export, disk);
+            this.inFlight = counter(CounterType.NBD_IN_FLIGHT, export, disk);
+            this.requests = counter(CounterType.NBD_REQUESTS, export, disk);
+            this.readBytes = counter(CounterType.NBD_READ_BYTES, export, disk);
+            this.writeBytes = counter(CounterType.NBD_WRITE_BYTES, export, disk);
+            this.errorReplies = counter(CounterType.NBD_ERROR_REPLIES, export, disk);
         }
 
         @Override

@@ -14,10 +14,13 @@ final class Exports
     {
     }
 
-    /** The VM-facing export on a unix socket, under {@code name} and the empty name. */
+    /**
+     * The VM-facing export on a unix socket, under {@code name} and the empty name; {@code disk} labels its counters
+     * in a sidecar of several disks (else null).
+     */
     static NbdServer unix(
         final BlockDevice device, final String name, final Path socket, final PrintWriter out,
-        final DaemonCounters counters)
+        final DaemonCounters counters, final String disk)
     {
         if (UnixSockets.removeIfStale(socket))
         {
@@ -29,7 +32,7 @@ final class Exports
         {
             server.bindUnix(socket);
             server.start();
-            counters.nbd(server, name);
+            counters.nbd(server, name, disk);
             return server;
         }
         catch (final IOException e)
@@ -39,8 +42,9 @@ final class Exports
         }
     }
 
-    /** The forwarding sink on TCP, under the export name of the listen URI. */
-    static NbdServer tcp(final BlockDevice device, final NbdUri listen, final DaemonCounters counters)
+    /** The forwarding sink on TCP, under the export name of the listen URI; {@code disk} as for {@link #unix}. */
+    static NbdServer tcp(
+        final BlockDevice device, final NbdUri listen, final DaemonCounters counters, final String disk)
     {
         final NbdServer server = new NbdServer(new NbdServer.Context().exportName(listen.export())
             .description("understudy forwarding sink").device(device).errorHandler(counters.errorHandler()));
@@ -48,7 +52,7 @@ final class Exports
         {
             server.bindTcp(listen.host(), listen.port());
             server.start();
-            counters.nbd(server, listen.export());
+            counters.nbd(server, listen.export(), disk);
             return server;
         }
         catch (final IOException e)

@@ -20,7 +20,8 @@ import java.nio.charset.StandardCharsets;
  * I/O path; each scrape reads the mapped counters as {@code understudy stat} does.
  * <p>
  * Names are {@code understudy_} and the counter's label with dashes as underscores; an NBD export's counters
- * carry {@code export="NAME"}; the coded counters are one-hot, e.g. {@code understudy_state{state="running"} 1}.
+ * carry {@code export="NAME"}, a disk's counters in a sidecar of several disks {@code disk="NAME"}; the coded
+ * counters are one-hot, e.g. {@code understudy_state{state="running"} 1}.
  */
 final class MetricsEndpoint implements AutoCloseable
 {
@@ -110,23 +111,30 @@ final class MetricsEndpoint implements AutoCloseable
                 return;
             }
             final String name = "understudy_" + type.label().replace('-', '_');
-            final int colon = label.indexOf(':');
-            final String export = colon < 0 ? null : label.substring(colon + 1);
+            final int at = label.lastIndexOf(CounterType.DISK_SEPARATOR);
+            final String disk = at < 0 ? null : label.substring(at + 1);
+            final String base = at < 0 ? label : label.substring(0, at);
+            final int colon = base.indexOf(':');
+            final String export = colon < 0 ? null : base.substring(colon + 1);
+            final StringBuilder labels = new StringBuilder();
             if (type.isCode())
             {
-                final String labelName = type.label().replace('-', '_');
-                text.append(name).append('{').append(labelName).append("=\"").append(type.render(value))
-                    .append("\"} 1\n");
+                labels.append(type.label().replace('-', '_')).append("=\"").append(type.render(value)).append('"');
             }
             else if (export != null)
             {
-                text.append(name).append("{export=\"").append(escape(export)).append("\"} ").append(value)
-                    .append('\n');
+                labels.append("export=\"").append(escape(export)).append('"');
             }
-            else
+            if (disk != null)
             {
-                text.append(name).append(' ').append(value).append('\n');
+                labels.append(labels.isEmpty() ? "" : ",").append("disk=\"").append(escape(disk)).append('"');
             }
+            text.append(name);
+            if (!labels.isEmpty())
+            {
+                text.append('{').append(labels).append('}');
+            }
+            text.append(' ').append(type.isCode() ? 1 : value).append('\n');
         });
         return text.toString();
     }

@@ -29,7 +29,7 @@ final class NbdSinkEndpoint implements SinkEndpoint
     static NbdSinkEndpoint listen(
         final NbdUri listen, final ListenAddress controlListen, final BlockDevice sinkDevice,
         final int handshakeTimeoutMillis, final LongSupplier epoch, final LinkAcceptor acceptor,
-        final DaemonCounters counters)
+        final DaemonCounters counters, final String disk)
     {
         final ControlLinkListener links;
         try
@@ -44,7 +44,7 @@ final class NbdSinkEndpoint implements SinkEndpoint
         }
         try
         {
-            final NbdServer sink = Exports.tcp(sinkDevice, listen, counters);
+            final NbdServer sink = Exports.tcp(sinkDevice, listen, counters, disk);
             return new NbdSinkEndpoint(links, sink, "forwarding sink nbd://" + listen.host() + ":" + sink.tcpPort() +
                 "/" + listen.export() + ", control link " + controlListen.host() + ":" + links.port());
         }

@@ -3,19 +3,9 @@ package io.understudy.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.cli.counters.DaemonRole;
-import io.understudy.engine.device.BlockDevice;
-import io.understudy.engine.device.Errno;
-import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
-import io.understudy.engine.link.Hello;
-import io.understudy.engine.link.PeerControl;
-import io.understudy.engine.replication.ControlResult;
-import io.understudy.engine.replication.ErrorLatch;
-import io.understudy.engine.replication.ReplicationMode;
-import io.understudy.engine.replication.ReplicationPrimary;
-import io.understudy.engine.replication.ReplicationStage;
-import io.understudy.nbd.server.NbdServer;
+import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,17 +13,24 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.function.LongSupplier;
 
 /**
  * {@code understudy primary}: the primary sidecar. Serves the guest's disk on {@code --socket}, forwards every
  * write to the peer over NBD or Aeron and links to an Understudy secondary's control link (checkpoint
  * coordination, heartbeats); an NBD peer without a control link is a plain NBD server (or QEMU) whose
  * checkpoints an orchestrator runs.
+ * <p>
+ * A config file with several {@code [disk NAME]} sections makes one sidecar of several disks: one
+ * {@link PrimaryDisk} each (own lock, link, engine, export), one control socket, counters file and duty thread for
+ * all. Every disk links to its peer before the sidecar says it is ready; a disk that cannot start stops the start,
+ * names itself, and everything opened is released.
  */
 @Command(
     name = "primary",
@@ -47,6 +44,9 @@ import java.util.function.LongSupplier;
 final class PrimaryCommand implements Callable<Integer>
 {
     static final String GUEST_EXPORT = "pvm";
+
+    /** The options a config file's sections give per disk. */
+    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--peer", "--peer-control");
 
     @Mixin
     ReplicaOptions replica;
@@ -69,129 +69,240 @@ final class PrimaryCommand implements Callable<Integer>
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    private final PeerStatus peer = new PeerStatus();
     private final ControlEvents events = new ControlEvents();
-    private final StatusWatch watch = new StatusWatch(events, this::status);
-    /** Volatile: the link listener may run before the primary exists, on the link's thread. */
-    private volatile ReplicationPrimary primary;
+    private final List<PrimaryDisk> disks = new ArrayList<>();
     private DaemonCounters counters;
-    /** Set once connected; volatile: status runs on control-socket threads. */
-    private volatile PeerConnection connection;
     private PrintWriter out;
-    /** Set once by the duty cycle when it saw forwarding stop; plain: only the duty thread reads and writes it. */
-    private boolean forwardingLossAnnounced;
 
     @Override
     public Integer call() throws Exception
     {
         out = spec.commandLine().getOut();
-        validate();
+        final List<PrimaryDisk.Spec> specs = validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
-        try (DiskLock _ = DiskLock.acquire(replica.disk, true);
-            DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared, replica.control,
-                out);
-            IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
-            BlockDevice disk = open(engine);
-            PeerConnection connected = connectPeer(disk.size()))
+        // Each disk is closed once inside the engine's scope, or here if the sidecar never got that far.
+        try
         {
-            connection = connected;
-            primary = new ReplicationPrimary(disk, connection.forwarding(), replica.shared, (int)replica.clusterSize,
-                TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis), SecondaryCommand.QUEUE_DEPTH);
-            counters.primary(primary, peer);
-            try (ReplicationPrimary _ = primary;
-                DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(this::dutyCycle)))
+            for (final PrimaryDisk.Spec disk : specs)
             {
-                adoptControl(connection);
-                final ControlResult started = primary.start(ReplicationMode.PRIMARY);
-                if (!started.ok())
+                perDisk(disk, () -> disks.add(new PrimaryDisk(disk, replica, connectTimeoutMillis,
+                    replica.isMultiDisk(), events, out)));
+            }
+            try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared,
+                    replica.control, out);
+                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers))
+            {
+                try
                 {
-                    throw new UserException("start failed: " + started.reason());
+                    run(shutdown, engine);
                 }
-                serve(shutdown, connection);
+                finally
+                {
+                    CloseHelper.closeAll(disks);
+                }
             }
-            finally
-            {
-                peer.goodbye(false, "the primary is shutting down");
-            }
-            Flush.finalFlush(disk, replica.disk.toString(), replica.ioTimeoutMillis);
+        }
+        finally
+        {
+            CloseHelper.closeAll(disks);
         }
         out.println("understudy: stopped cleanly");
         return 0;
     }
 
-    private void validate()
+    private void run(final ShutdownSignal shutdown, final IoEngine engine) throws InterruptedException
     {
-        replica.validate();
-        InjectedFault.validate(replica.faults, Set.of("disk"));
+        for (final PrimaryDisk disk : disks)
+        {
+            perDisk(disk.name(), () -> disk.open(engine, counters));
+        }
+        try
+        {
+            try (DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(this::dutyCycle)))
+            {
+                for (final PrimaryDisk disk : disks)
+                {
+                    perDisk(disk.name(), disk::start);
+                }
+                serve(shutdown);
+            }
+        }
+        finally
+        {
+            disks.forEach(PrimaryDisk::endReplication);
+        }
+        for (final PrimaryDisk disk : disks)
+        {
+            disk.finalFlush();
+        }
+    }
+
+    private List<PrimaryDisk.Spec> validate()
+    {
+        if (!replica.isMultiDisk())
+        {
+            replica.validate();
+            InjectedFault.validate(replica.faults, Set.of("disk"));
+            connectTimeoutPositive();
+            return List.of(validate(new PrimaryDisk.Spec(replica.singleDiskName(), null, replica.disk,
+                replica.socket, peerUri, peerControl, replica.faults), "--peer", ""));
+        }
+        replica.validateSidecar();
+        connectTimeoutPositive();
+        replica.refusePerDiskFlags(spec.commandLine().getParseResult(), PER_DISK);
+        final List<PrimaryDisk.Spec> specs = new ArrayList<>();
+        for (final ConfigFile.DiskSection section : replica.config.disks())
+        {
+            final String subject = ReplicaOptions.subject(section);
+            final List<InjectedFault> faults = replica.faults(section);
+            final PeerUri peer = ReplicaOptions.convert(section, "--peer", new PeerUri.Converter());
+            if (peer == null)
+            {
+                throw new UserException(subject + "needs peer = URI (" + PeerUri.USAGE + ")");
+            }
+            final PrimaryDisk.Spec disk = new PrimaryDisk.Spec(section.name(), section.where(),
+                ReplicaOptions.path(section, "--disk", "file"), ReplicaOptions.path(section, "--socket", "socket"),
+                peer, ReplicaOptions.convert(section, "--peer-control", new ListenAddress.Converter()), faults);
+            ReplicaOptions.diskExists(disk.disk(), subject);
+            replica.socketIsNotControl(disk.socket(), subject);
+            try
+            {
+                InjectedFault.validate(faults, Set.of("disk"));
+            }
+            catch (final UserException e)
+            {
+                throw new UserException(subject + e.getMessage(), e);
+            }
+            specs.add(validate(disk, "peer", subject));
+        }
+        refuseSharedControlLinks(specs);
+        return specs;
+    }
+
+    private void connectTimeoutPositive()
+    {
         if (connectTimeoutMillis <= 0)
         {
             throw new UserException("--connect-timeout-ms must be positive");
         }
-        replica.validateTransport(peerUri, "--peer");
-        if (peerUri instanceof NbdUri nbd && peerControl == null)
-        {
-            peerControl = new ListenAddress(nbd.host(), nbd.port() + 1);
-        }
-        if (peerUri instanceof AeronUri && peerControl != null)
-        {
-            throw new UserException("--peer-control is for NBD peers: over Aeron the control messages share the " +
-                "peer's channel");
-        }
     }
 
-    private void serve(final ShutdownSignal shutdown, final PeerConnection connection) throws InterruptedException
+    /** Checks one disk's link and derives its control link's address; {@code option} names its peer field. */
+    private PrimaryDisk.Spec validate(final PrimaryDisk.Spec disk, final String option, final String subject)
     {
-        try (NbdServer _ = Exports.unix(primary, GUEST_EXPORT, replica.socket, out, counters);
-            ControlServer control = startControl();
-            AgentRunner _ = watch.start())
+        try
         {
-            out.printf("understudy: primary ready (%s, %d bytes, cluster %d): guest export nbd+unix:///?socket=%s, " +
-                "%s, control socket %s%n", replica.shared ? "shared" : "non-shared", primary.size(),
-                replica.clusterSize, replica.socket, connection.describe(), control.path());
-            out.flush();
-            final String signal = shutdown.await();
-            out.printf("understudy: %s received: draining, flushing%n", signal);
-            out.flush();
+            replica.validateTransport(disk.peerUri(), option);
         }
+        catch (final UserException e)
+        {
+            throw new UserException(subject + e.getMessage(), e);
+        }
+        ListenAddress control = disk.peerControl();
+        if (disk.peerUri() instanceof NbdUri nbd && control == null)
+        {
+            control = new ListenAddress(nbd.host(), nbd.port() + 1);
+        }
+        if (disk.peerUri() instanceof AeronUri && control != null)
+        {
+            throw new UserException(subject + (subject.isEmpty() ? "--peer-control" : "peer-control") + " is for " +
+                "NBD peers: over Aeron the control messages share the peer's channel");
+        }
+        return new PrimaryDisk.Spec(disk.name(), disk.where(), disk.disk(), disk.socket(), disk.peerUri(), control,
+            disk.faults());
     }
 
-    /** The hello carries the epoch the primary starts at; heartbeats read the live epoch once it runs. */
-    private PeerConnection connectPeer(final long diskSize)
+    /** A control link's default (the peer's port + 1) may be another disk's peer: two links, one address. */
+    private static void refuseSharedControlLinks(final List<PrimaryDisk.Spec> specs)
     {
-        final Hello hello = new Hello(diskSize, (int)replica.clusterSize, replica.shared,
-            ThreadLocalRandom.current().nextLong(), 0, replica.heartbeatMillis, replica.heartbeatTimeoutMillis);
-        final LongSupplier epoch = () ->
+        final Map<ListenAddress, String> used = new HashMap<>();
+        for (final PrimaryDisk.Spec disk : specs)
         {
-            final ReplicationPrimary current = primary;
-            return current == null ? 0 : current.epoch();
-        };
-        return switch (peerUri)
-        {
-            case NbdUri nbd -> NbdPeerConnection.connect(nbd, peerControl, hello, connectTimeoutMillis, epoch,
-                new LinkListener());
-            case AeronUri aeron -> AeronPeerConnection.connect(aeron, replica.aeronDir, hello, connectTimeoutMillis,
-                epoch, new LinkListener());
-        };
-    }
-
-    /** A link lost before the primary existed is reported now: the listener had nobody to tell. */
-    private void adoptControl(final PeerConnection connection)
-    {
-        final PeerControl control = connection.control();
-        if (control == null)
-        {
-            peer.foreign(connection.describe());
-        }
-        else
-        {
-            peer.link(control);
-            if (control.state() != PeerControl.State.UP)
+            if (disk.peerUri() instanceof NbdUri nbd)
             {
-                primary.link().fail(-Errno.ETIMEDOUT, "control link: " + control.reason());
+                final String other = used.put(new ListenAddress(nbd.host(), nbd.port()), disk.name());
+                if (other != null)
+                {
+                    throw new UserException("[disk " + disk.name() + "] at " + disk.where() + ": its peer " + nbd +
+                        " is disk " + other + "'s link as well: every disk needs its own");
+                }
             }
         }
-        out.printf("understudy: %s%n", connection.describe());
-        out.flush();
+        for (final PrimaryDisk.Spec disk : specs)
+        {
+            final String other = disk.peerControl() == null ? null : used.put(disk.peerControl(), disk.name());
+            if (other != null)
+            {
+                throw new UserException("[disk " + disk.name() + "] at " + disk.where() + ": its control link " +
+                    disk.peerControl().host() + ":" + disk.peerControl().port() + " is disk " + other + "'s link " +
+                    "as well (peer-control defaults to the peer's port + 1): every disk needs its own");
+            }
+        }
+    }
+
+    /**
+     * Runs one disk's step; in a sidecar of several disks a failure says which disk, then the caller's cleanup
+     * releases everything opened so far.
+     */
+    private void perDisk(final String name, final Runnable step)
+    {
+        try
+        {
+            step.run();
+        }
+        catch (final UserException e)
+        {
+            if (!replica.isMultiDisk())
+            {
+                throw e;
+            }
+            throw new UserException("disk " + name + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void perDisk(final PrimaryDisk.Spec disk, final Runnable step)
+    {
+        perDisk(disk.name(), step);
+    }
+
+    private void serve(final ShutdownSignal shutdown) throws InterruptedException
+    {
+        try
+        {
+            for (final PrimaryDisk disk : disks)
+            {
+                perDisk(disk.name(), () -> disk.serve(counters));
+            }
+            try (ControlServer control = startControl();
+                AgentRunner _ = StatusWatch.start(disks.stream().map(PrimaryDisk::watch).toList()))
+            {
+                if (replica.isMultiDisk())
+                {
+                    for (final PrimaryDisk disk : disks)
+                    {
+                        out.printf("understudy: disk %s ready (%d bytes): %s%n", disk.name(), disk.size(),
+                            disk.describe());
+                    }
+                    out.printf("understudy: primary ready (%s, %d disks, cluster %d): control socket %s%n",
+                        replica.shared ? "shared" : "non-shared", disks.size(), replica.clusterSize, control.path());
+                }
+                else
+                {
+                    final PrimaryDisk disk = disks.getFirst();
+                    out.printf("understudy: primary ready (%s, %d bytes, cluster %d): %s, control socket %s%n",
+                        replica.shared ? "shared" : "non-shared", disk.size(), replica.clusterSize, disk.describe(),
+                        control.path());
+                }
+                out.flush();
+                final String signal = shutdown.await();
+                out.printf("understudy: %s received: draining, flushing%n", signal);
+                out.flush();
+            }
+        }
+        finally
+        {
+            disks.forEach(PrimaryDisk::closeExport);
+        }
     }
 
     private ControlServer startControl()
@@ -210,141 +321,65 @@ final class PrimaryCommand implements Callable<Integer>
     {
         final long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(
             StatusJson.timeoutMillis(arguments, replica.ioTimeoutMillis));
+        final boolean failover = "failover".equals(command) ||
+            "stop".equals(command) && arguments.path("failover").asBoolean(false);
+        if (!replica.isMultiDisk())
+        {
+            final PrimaryDisk disk = disks.getFirst();
+            // A name, if given, must be this disk's: a script meant for another sidecar must not act here.
+            new DiskGroup(disks).select(arguments);
+            return switch (command)
+            {
+                case "status" -> status();
+                case "checkpoint" -> disk.checkpoint(timeoutNanos);
+                case "failover", "stop" -> failover ? disk.failover(timeoutNanos) : disk.stop(timeoutNanos);
+                default -> throw unknown(command);
+            };
+        }
+        final DiskGroup group = new DiskGroup(disks);
         return switch (command)
         {
             case "status" -> status();
-            case "checkpoint" ->
-            {
-                final PeerControl link = peer.link();
-                yield StatusJson.checkpoint(watch.checkpoint(() -> link == null ? primary.checkpoint(timeoutNanos) :
-                    primary.checkpoint(timeoutNanos,
-                        deadline -> link.checkpointPeer(deadline, primary.epoch()).result())));
-            }
-            case "failover" -> watch.failover(() -> failover(timeoutNanos));
-            case "stop" ->
-            {
-                if (arguments.path("failover").asBoolean(false))
-                {
-                    yield watch.failover(() -> failover(timeoutNanos));
-                }
-                peer.goodbye(false, "replication stopped on the primary");
-                yield StatusJson.control("stop", primary.stop(false, timeoutNanos));
-            }
-            default -> throw new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
-                "' (the primary knows status, checkpoint, failover, stop, subscribe)");
+            case "checkpoint" -> DiskGroup.apply(group.select(arguments), disk -> disk.checkpoint(timeoutNanos));
+            case "failover", "stop" -> DiskGroup.apply(group.select(arguments), disk -> failover ?
+                disk.failover(timeoutNanos) : disk.stop(timeoutNanos));
+            default -> throw unknown(command);
         };
     }
 
-    /**
-     * The replication duty cycle, plus one check: forwarding that stopped while the control link is still up
-     * (a forwarded request failed or missed its deadline) is announced to the secondary with GOODBYE, so its
-     * status stops claiming a live pair. Off the duty thread: a hung peer must not stall the deadlines.
-     */
+    private static ControlException unknown(final String command)
+    {
+        return new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
+            "' (the primary knows status, checkpoint, failover, stop, subscribe)");
+    }
+
+    /** Every disk's duty cycle, in config order, on the one duty thread. */
     private int dutyCycle()
     {
-        final int work = primary.doWork();
-        if (!forwardingLossAnnounced && !primary.link().isForwarding())
+        int work = 0;
+        for (final PrimaryDisk disk : disks)
         {
-            forwardingLossAnnounced = true;
-            if (peer.isUp() && primary.stage() == ReplicationStage.RUNNING)
-            {
-                final ErrorLatch.LatchedError error = primary.latchedError();
-                final String reason = "forwarding stopped: " + (error != null ? error.reason() : "dropped");
-                out.printf("understudy: %s; the pair is degraded, the dirty bitmap is kept%n", reason);
-                out.flush();
-                Thread.ofVirtual().start(() -> peer.goodbye(true, reason));
-            }
-            return work + 1;
+            work += disk.doWork();
         }
         return work;
     }
 
-    private ObjectNode failover(final long timeoutNanos) throws ControlException
-    {
-        final ControlResult result = primary.stop(true, timeoutNanos);
-        peer.goodbye(true, "the primary dropped its secondary");
-        return StatusJson.control("failover", result);
-    }
-
     private ObjectNode status()
     {
-        final ObjectNode status = StatusJson.status("primary", replica.shared, primary, primary.latchedError(), peer);
-        status.put("cluster-size", primary.clusterSize())
-            .put("dirty-clusters", primary.dirtyBitmap().cardinality())
-            .put("forwarded", primary.link().forwarded())
-            .put("forward-timeouts", primary.link().timeouts())
-            .put("forwarding", primary.link().isForwarding());
-        final PeerConnection current = connection;
-        if (current != null)
+        final ObjectNode status;
+        if (replica.isMultiDisk())
         {
-            current.toJson(status.putObject("transport"));
+            status = ControlServer.JSON.createObjectNode()
+                .put("role", "primary")
+                .put("mode", replica.shared ? "shared" : "non-shared")
+                .put("cluster-size", replica.clusterSize);
+            new DiskGroup(disks).status(status);
+        }
+        else
+        {
+            status = disks.getFirst().status();
         }
         counters.toJson(status);
         return status;
-    }
-
-    private BlockDevice open(final IoEngine engine)
-    {
-        try
-        {
-            return InjectedFault.wrap(replica.faults, "disk", engine.open(replica.disk, FileOptions.readWrite()));
-        }
-        catch (final IOException e)
-        {
-            throw new UserException(e.getMessage(), e);
-        }
-    }
-
-    /** The secondary's silence or goodbye degrades the pair at once: the latch says why, the bitmap grows. */
-    private final class LinkListener implements PeerControl.Listener
-    {
-        @Override
-        public PeerControl.CheckpointAnswer onCheckpointPrepare(final long deadlineNanos, final long primaryEpoch)
-        {
-            return new PeerControl.CheckpointAnswer(-Errno.EINVAL, primary.epoch(),
-                "the primary coordinates checkpoints; it does not take them from its peer");
-        }
-
-        @Override
-        public void onLost(final String reason)
-        {
-            final ReplicationPrimary current = primary;
-            if (current == null)
-            {
-                return;
-            }
-            current.link().fail(-Errno.ETIMEDOUT, "control link: " + reason);
-            if (replica.onPeerLoss == PeerLossAction.FAILOVER)
-            {
-                out.printf("understudy: peer lost: %s; --on-peer-loss failover: dropping the secondary, serving " +
-                    "alone, the dirty bitmap is kept%n", reason);
-                out.flush();
-                Thread.ofVirtual().name("peer-loss-failover").start(() ->
-                {
-                    final ControlResult result = current.stop(true,
-                        TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis));
-                    out.printf("understudy: automatic failover %s (state %s)%n", result.ok() ? "done" :
-                        "failed: " + result.reason(), current.state().label());
-                    out.flush();
-                });
-                return;
-            }
-            out.printf("understudy: peer lost: %s; the pair is degraded, the dirty bitmap is kept%n", reason);
-            out.flush();
-        }
-
-        @Override
-        public void onGoodbye(final boolean failover, final String reason)
-        {
-            final ReplicationPrimary current = primary;
-            if (current == null)
-            {
-                return;
-            }
-            current.link().fail(-Errno.ESHUTDOWN, "the secondary ended replication: " + reason);
-            out.printf("understudy: the secondary ended the control link%s: %s; the pair is degraded%n",
-                failover ? " (it took over)" : "", reason);
-            out.flush();
-        }
     }
 }

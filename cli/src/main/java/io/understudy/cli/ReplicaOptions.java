@@ -1,19 +1,21 @@
 package io.understudy.cli;
 
 import io.understudy.engine.io.IoMode;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /** Options both replication daemons take. */
 final class ReplicaOptions
 {
     @Option(names = "--config", paramLabel = "FILE", parameterConsumer = ConfigFile.Consumer.class,
-        description = "Read the sidecar's fields from FILE (FIELD = VALUE lines and a [disk NAME] section, see " +
-            "the README); flags after it override the file.")
-    Path config;
+        description = "Read the sidecar's fields from FILE (FIELD = VALUE lines and one [disk NAME] section per " +
+            "disk, see the README); flags after it override the file's sidecar-wide fields.")
+    ConfigFile config;
 
     @Option(names = "--disk", required = true, paramLabel = "FILE",
         description = "The replicated disk (in shared mode the disk both hosts see). Must exist.")
@@ -87,10 +89,14 @@ final class ReplicaOptions
     /** Checks what picocli cannot; throws {@link UserException} naming the bad option. */
     void validate()
     {
-        if (!Files.exists(disk))
-        {
-            throw new UserException(disk + ": no such file");
-        }
+        diskExists(disk, "");
+        validateSidecar();
+        socketIsNotControl(socket, "");
+    }
+
+    /** The checks of {@link #validate()} that concern the whole sidecar, not one of its disks. */
+    void validateSidecar()
+    {
         if (Long.bitCount(clusterSize) != 1 || clusterSize < 4096 || clusterSize > (1 << 20))
         {
             throw new UserException("--cluster-size must be a power of two in [4K, 1M]: " + clusterSize);
@@ -112,9 +118,105 @@ final class ReplicaOptions
         {
             throw new UserException("--io-timeout-ms must be positive");
         }
-        if (socket.equals(control))
+    }
+
+    /** @param subject "" for the sidecar's only disk, else "[disk NAME] at FILE:LINE: " to say which disk. */
+    static void diskExists(final Path disk, final String subject)
+    {
+        if (!Files.exists(disk))
         {
-            throw new UserException("--socket and --control must be different paths");
+            throw new UserException(subject + disk + ": no such file");
         }
+    }
+
+    /** @param subject as for {@link #diskExists}. */
+    void socketIsNotControl(final Path diskSocket, final String subject)
+    {
+        if (diskSocket.equals(control))
+        {
+            throw new UserException(subject + (subject.isEmpty() ? "--socket and --control must be different paths" :
+                "socket " + diskSocket + " is the control socket"));
+        }
+    }
+
+    /**
+     * In a sidecar of several disks the per-disk fields come from the config file's sections only: a flag that
+     * would override one would silently apply to the first disk alone.
+     *
+     * @param perDisk the command's options that a section gives, e.g. {@code --disk}, {@code --socket}.
+     */
+    void refusePerDiskFlags(final CommandLine.ParseResult parsed, final List<String> perDisk)
+    {
+        final ConfigFile.DiskSection first = config.disks().getFirst();
+        for (final String option : perDisk)
+        {
+            final CommandLine.Model.OptionSpec matched = parsed.matchedOption(option);
+            final int given = matched == null ? 0 : matched.originalStringValues().size();
+            if (given != (first.get(option) == null ? 0 : 1))
+            {
+                throw new UserException(option + " is a per-disk field: " + config.path() + " describes " +
+                    config.disks().size() + " disks, give it in their [disk NAME] sections, not as a flag");
+            }
+        }
+    }
+
+    /** @return true if a config file describes several disks: their fields are in its sections, not in flags. */
+    boolean isMultiDisk()
+    {
+        return config != null && config.isMultiDisk();
+    }
+
+    /** @return the name of a sidecar's only disk: its config section's, else its file's. */
+    String singleDiskName()
+    {
+        return config != null ? config.disks().getFirst().name() : disk.getFileName().toString();
+    }
+
+    /** @return "[disk NAME] at FILE:LINE: ", naming a disk of a config file in an error. */
+    static String subject(final ConfigFile.DiskSection section)
+    {
+        return "[disk " + section.name() + "] at " + section.where() + ": ";
+    }
+
+    /** @return a section's value converted as picocli converts the flag, errors naming the file, line and field. */
+    static <T> T convert(
+        final ConfigFile.DiskSection section, final String option, final CommandLine.ITypeConverter<T> converter)
+    {
+        final ConfigFile.Value value = section.get(option);
+        return value == null ? null : convert(value, converter);
+    }
+
+    private static <T> T convert(final ConfigFile.Value value, final CommandLine.ITypeConverter<T> converter)
+    {
+        try
+        {
+            return converter.convert(value.text());
+        }
+        catch (final Exception e)
+        {
+            throw new UserException(value.where() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** @return a required path field of a section. */
+    static Path path(final ConfigFile.DiskSection section, final String option, final String field)
+    {
+        final ConfigFile.Value value = section.get(option);
+        if (value == null)
+        {
+            throw new UserException(subject(section) + "needs " + field + " = PATH");
+        }
+        return Path.of(value.text());
+    }
+
+    /** @return the sidecar-wide faults followed by the section's own. */
+    List<InjectedFault> faults(final ConfigFile.DiskSection section)
+    {
+        final List<InjectedFault> all = new ArrayList<>(faults);
+        for (final ConfigFile.Value value : section.all("--inject-fault"))
+        {
+            all.add(convert(value, new InjectedFault.Converter()));
+        }
+        return all;
     }
 }

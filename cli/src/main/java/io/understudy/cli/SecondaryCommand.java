@@ -3,22 +3,9 @@ package io.understudy.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.cli.counters.DaemonRole;
-import io.understudy.engine.device.BlockDevice;
-import io.understudy.engine.device.Errno;
-import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
-import io.understudy.engine.link.Hello;
-import io.understudy.engine.link.LinkAcceptor;
-import io.understudy.engine.link.PeerControl;
-import io.understudy.engine.link.RefusalCode;
-import io.understudy.engine.overlay.FileOverlayStorage;
-import io.understudy.engine.replication.CheckpointReport;
-import io.understudy.engine.replication.ControlResult;
-import io.understudy.engine.replication.ReplicationMode;
-import io.understudy.engine.replication.ReplicationSecondary;
-import io.understudy.engine.replication.ReplicationStage;
-import io.understudy.nbd.server.NbdServer;
+import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -26,18 +13,24 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
  * {@code understudy secondary}: the secondary sidecar. Serves the forwarding sink ({@code --listen}: an NBD export
  * on TCP with the control link on a second port, or an Aeron channel carrying both), the SVM's disk A > H > S
  * (NBD on {@code --socket}) and the control socket, until SIGINT/SIGTERM.
+ * <p>
+ * A config file with several {@code [disk NAME]} sections makes one sidecar of several disks: one
+ * {@link SecondaryDisk} each (own files, state record, sink and control link, SVM export), one control socket,
+ * counters file and duty thread for all. A disk that cannot start stops the start, names itself, and everything
+ * opened is released.
  */
 @Command(
     name = "secondary",
@@ -57,6 +50,10 @@ final class SecondaryCommand implements Callable<Integer>
 
     /** Requests in flight at most on the sink and on the view each: the NBD server's per-connection window. */
     static final int QUEUE_DEPTH = 64;
+
+    /** The options a config file's sections give per disk. */
+    private static final List<String> PER_DISK = List.of("--disk", "--socket", "--hidden", "--active", "--state",
+        "--listen", "--control-listen");
 
     @Mixin
     ReplicaOptions replica;
@@ -93,131 +90,262 @@ final class SecondaryCommand implements Callable<Integer>
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    private final PeerStatus peer = new PeerStatus();
     private final ControlEvents events = new ControlEvents();
-    private final StatusWatch watch = new StatusWatch(events, this::status);
-    private ReplicationSecondary secondary;
+    private final List<SecondaryDisk> disks = new ArrayList<>();
     private DaemonCounters counters;
-    /** Set once listening; volatile: status runs on control-socket threads. */
-    private volatile SinkEndpoint sinkEndpoint;
-    private ReplicaStateFile state;
-    /** FLAG_FAILED_OVER once a failover committed; volatile: set on a control thread, read at exit. */
-    private volatile int cleanFlags;
     private PrintWriter out;
 
     @Override
     public Integer call() throws Exception
     {
         out = spec.commandLine().getOut();
-        validate();
+        final List<SecondaryDisk.Spec> specs = validate();
         final ShutdownSignal shutdown = new ShutdownSignal();
-        final FileOptions options = FileOptions.readWrite();
-        // In shared mode the primary owns the disk (and locks it); this side only reads S until a failover.
-        try (DiskLock _ = replica.shared ? null : DiskLock.acquire(replica.disk, true);
-            DiskLock _ = DiskLock.acquire(touch(hidden), true);
-            DiskLock _ = DiskLock.acquire(touch(active), true);
-            ReplicaStateFile _ = state = openState();
-            DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared, replica.control,
-                out);
-            IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers);
-            BlockDevice disk = open(engine, options))
+        // Each disk is closed once inside the engine's scope, or here if the sidecar never got that far.
+        try
         {
-            final FileOverlayStorage hiddenStorage = overlay(engine, hidden, disk.size(), options);
-            final FileOverlayStorage activeStorage;
-            try
+            for (final SecondaryDisk.Spec disk : specs)
             {
-                activeStorage = overlay(engine, active, disk.size(), options);
+                perDisk(disk.name(), () -> disks.add(new SecondaryDisk(disk, replica, resynced,
+                    replica.isMultiDisk(), events, out)));
             }
-            catch (final RuntimeException e)
+            try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared,
+                    replica.control, out);
+                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers))
             {
-                hiddenStorage.close();
-                throw e;
-            }
-            secondary = new ReplicationSecondary(disk, hiddenStorage, activeStorage, (int)replica.clusterSize,
-                replica.shared, QUEUE_DEPTH);
-            counters.secondary(secondary, peer);
-            try (ReplicationSecondary _ = secondary;
-                DutyCycle _ = new DutyCycle("secondary-duty", counters.dutyCycle(secondary::doWork)))
-            {
-                final ControlResult started = secondary.start(ReplicationMode.SECONDARY);
-                if (!started.ok())
+                try
                 {
-                    throw new UserException("start failed: " + started.reason());
+                    run(shutdown, engine);
                 }
-                state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
-                serve(shutdown);
+                finally
+                {
+                    CloseHelper.closeAll(disks);
+                }
             }
-            Flush.finalFlush(disk, replica.disk.toString(), replica.ioTimeoutMillis);
-            markClean();
+        }
+        finally
+        {
+            CloseHelper.closeAll(disks);
         }
         out.println("understudy: stopped cleanly");
         return 0;
     }
 
-    private void validate()
+    private void run(final ShutdownSignal shutdown, final IoEngine engine) throws InterruptedException
     {
-        replica.validate();
-        InjectedFault.validate(replica.faults, Set.of("disk", "hidden", "active"));
-        if (hidden.equals(active) || hidden.equals(replica.disk) || active.equals(replica.disk))
+        for (final SecondaryDisk disk : disks)
         {
-            throw new UserException("--disk, --hidden and --active must be three different files");
+            perDisk(disk.name(), () -> disk.open(engine, counters));
         }
-        if (statePath == null)
+        try
         {
-            statePath = hidden.resolveSibling(hidden.getFileName() + ".state");
-        }
-        if (statePath.equals(hidden) || statePath.equals(active) || statePath.equals(replica.disk))
-        {
-            throw new UserException("--state must differ from --disk, --hidden and --active");
-        }
-        replica.validateTransport(listen, "--listen");
-        if (listen instanceof AeronUri && controlListen != null)
-        {
-            throw new UserException("--control-listen is for NBD: over Aeron the control messages share the " +
-                "--listen channel");
-        }
-        if (listen instanceof NbdUri nbd)
-        {
-            if (controlListen == null)
+            try (DutyCycle _ = new DutyCycle("secondary-duty", counters.dutyCycle(this::dutyCycle)))
             {
-                controlListen = new ListenAddress(nbd.host(), nbd.port() == 0 ? 0 : nbd.port() + 1);
+                for (final SecondaryDisk disk : disks)
+                {
+                    perDisk(disk.name(), disk::start);
+                }
+                serve(shutdown);
             }
-            if (controlListen.port() != 0 && controlListen.port() == nbd.port() &&
-                controlListen.host().equals(nbd.host()))
+        }
+        finally
+        {
+            disks.forEach(SecondaryDisk::endReplication);
+        }
+        for (final SecondaryDisk disk : disks)
+        {
+            disk.finalFlush();
+            disk.markClean();
+        }
+    }
+
+    private List<SecondaryDisk.Spec> validate()
+    {
+        if (!replica.isMultiDisk())
+        {
+            replica.validate();
+            InjectedFault.validate(replica.faults, Set.of("disk", "hidden", "active"));
+            return List.of(validate(new SecondaryDisk.Spec(replica.singleDiskName(), null,
+                replica.disk, replica.socket, hidden, active, statePath, listen, controlListen, replica.faults), ""));
+        }
+        replica.validateSidecar();
+        replica.refusePerDiskFlags(spec.commandLine().getParseResult(), PER_DISK);
+        final List<SecondaryDisk.Spec> specs = new ArrayList<>();
+        for (final ConfigFile.DiskSection section : replica.config.disks())
+        {
+            final String subject = ReplicaOptions.subject(section);
+            final List<InjectedFault> faults = replica.faults(section);
+            final PeerUri sink = ReplicaOptions.convert(section, "--listen", new PeerUri.Converter());
+            if (sink == null)
             {
-                throw new UserException("--control-listen must differ from --listen");
+                throw new UserException(subject + "needs listen = URI (" + PeerUri.USAGE + ")");
             }
+            final ConfigFile.Value state = section.get("--state");
+            final SecondaryDisk.Spec disk = new SecondaryDisk.Spec(section.name(), section.where(),
+                ReplicaOptions.path(section, "--disk", "file"), ReplicaOptions.path(section, "--socket", "socket"),
+                ReplicaOptions.path(section, "--hidden", "hidden"), ReplicaOptions.path(section, "--active", "active"),
+                state == null ? null : Path.of(state.text()), sink,
+                ReplicaOptions.convert(section, "--control-listen", new ListenAddress.Converter()), faults);
+            ReplicaOptions.diskExists(disk.disk(), subject);
+            replica.socketIsNotControl(disk.socket(), subject);
+            try
+            {
+                InjectedFault.validate(faults, Set.of("disk", "hidden", "active"));
+            }
+            catch (final UserException e)
+            {
+                throw new UserException(subject + e.getMessage(), e);
+            }
+            specs.add(validate(disk, subject));
+        }
+        refuseSharing(specs);
+        return specs;
+    }
+
+    /** Checks one disk's files and link and derives its defaults (state record, control link). */
+    private SecondaryDisk.Spec validate(final SecondaryDisk.Spec disk, final String subject)
+    {
+        final boolean flags = subject.isEmpty();
+        if (disk.hidden().equals(disk.active()) || disk.hidden().equals(disk.disk()) ||
+            disk.active().equals(disk.disk()))
+        {
+            throw new UserException(subject + (flags ? "--disk, --hidden and --active" : "file, hidden and active") +
+                " must be three different files");
+        }
+        final Path state = disk.state() != null ? disk.state() :
+            disk.hidden().resolveSibling(disk.hidden().getFileName() + ".state");
+        if (state.equals(disk.hidden()) || state.equals(disk.active()) || state.equals(disk.disk()))
+        {
+            throw new UserException(subject + (flags ? "--state must differ from --disk, --hidden and --active" :
+                "state must differ from file, hidden and active"));
+        }
+        try
+        {
+            replica.validateTransport(disk.listen(), flags ? "--listen" : "listen");
+        }
+        catch (final UserException e)
+        {
+            throw new UserException(subject + e.getMessage(), e);
+        }
+        ListenAddress control = disk.controlListen();
+        if (disk.listen() instanceof AeronUri && control != null)
+        {
+            throw new UserException(subject + (flags ? "--control-listen" : "control-listen") + " is for NBD: over " +
+                "Aeron the control messages share the " + (flags ? "--listen" : "listen") + " channel");
+        }
+        if (disk.listen() instanceof NbdUri nbd)
+        {
+            if (control == null)
+            {
+                control = new ListenAddress(nbd.host(), nbd.port() == 0 ? 0 : nbd.port() + 1);
+            }
+            if (control.port() != 0 && control.port() == nbd.port() && control.host().equals(nbd.host()))
+            {
+                throw new UserException(subject + (flags ? "--control-listen must differ from --listen" :
+                    "control-listen must differ from listen"));
+            }
+        }
+        return new SecondaryDisk.Spec(disk.name(), disk.where(), disk.disk(), disk.socket(), disk.hidden(),
+            disk.active(), state, disk.listen(), control, disk.faults());
+    }
+
+    /**
+     * What the config file could not see: a default state record ({@code hidden} + .state) that is another disk's
+     * file, or a default control link (the sink's port + 1) that is another disk's sink or control link.
+     */
+    private static void refuseSharing(final List<SecondaryDisk.Spec> specs)
+    {
+        final Map<Path, String> files = new HashMap<>();
+        final Map<ListenAddress, String> ports = new HashMap<>();
+        for (final SecondaryDisk.Spec disk : specs)
+        {
+            for (final Path file : List.of(disk.disk(), disk.hidden(), disk.active(), disk.state()))
+            {
+                final String other = files.put(file.toAbsolutePath().normalize(), disk.name());
+                if (other != null && !other.equals(disk.name()))
+                {
+                    throw new UserException("[disk " + disk.name() + "] at " + disk.where() + ": " + file + " is " +
+                        "disk " + other + "'s file as well: no two disks may share a file");
+                }
+            }
+            final List<ListenAddress> addresses = new ArrayList<>();
+            if (disk.listen() instanceof NbdUri nbd)
+            {
+                addresses.add(new ListenAddress(nbd.host(), nbd.port()));
+                addresses.add(disk.controlListen());
+            }
+            for (final ListenAddress address : addresses)
+            {
+                final String other = address.port() == 0 ? null : ports.put(address, disk.name());
+                if (other != null)
+                {
+                    throw new UserException("[disk " + disk.name() + "] at " + disk.where() + ": " +
+                        address.host() + ":" + address.port() + " is disk " + other + "'s link as well " +
+                        "(control-listen defaults to the listen port + 1): every disk needs its own");
+                }
+            }
+        }
+    }
+
+    /**
+     * Runs one disk's step; in a sidecar of several disks a failure says which disk, then the caller's cleanup
+     * releases everything opened so far.
+     */
+    private void perDisk(final String name, final Runnable step)
+    {
+        try
+        {
+            step.run();
+        }
+        catch (final UserException e)
+        {
+            if (!replica.isMultiDisk())
+            {
+                throw e;
+            }
+            throw new UserException("disk " + name + ": " + e.getMessage(), e);
         }
     }
 
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
-        try (SinkEndpoint sink = listenForPrimary();
-            NbdServer _ = Exports.unix(secondary.view(), VIEW_EXPORT, replica.socket, out, counters);
-            ControlServer control = startControl();
-            AgentRunner _ = watch.start())
+        try
         {
-            sinkEndpoint = sink;
-            out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): %s, SVM export " +
-                "nbd+unix:///?socket=%s, control socket %s%n", replica.shared ? "shared" : "non-shared",
-                secondary.view().size(), replica.clusterSize, sink.describe(), replica.socket, control.path());
-            out.flush();
-            final String signal = shutdown.await();
-            out.printf("understudy: %s received: draining, flushing%n", signal);
-            out.flush();
-            peer.goodbye(false, "the secondary is shutting down");
+            for (final SecondaryDisk disk : disks)
+            {
+                perDisk(disk.name(), () -> disk.serve(counters));
+            }
+            try (ControlServer control = startControl();
+                AgentRunner _ = StatusWatch.start(disks.stream().map(SecondaryDisk::watch).toList()))
+            {
+                if (replica.isMultiDisk())
+                {
+                    for (final SecondaryDisk disk : disks)
+                    {
+                        out.printf("understudy: disk %s ready (%d bytes): %s%n", disk.name(), disk.size(),
+                            disk.describe());
+                    }
+                    out.printf("understudy: secondary ready (%s, %d disks, cluster %d): control socket %s%n",
+                        replica.shared ? "shared" : "non-shared", disks.size(), replica.clusterSize, control.path());
+                }
+                else
+                {
+                    final SecondaryDisk disk = disks.getFirst();
+                    out.printf("understudy: secondary ready (%s, %d bytes, cluster %d): %s, control socket %s%n",
+                        replica.shared ? "shared" : "non-shared", disk.size(), replica.clusterSize, disk.describe(),
+                        control.path());
+                }
+                out.flush();
+                final String signal = shutdown.await();
+                out.printf("understudy: %s received: draining, flushing%n", signal);
+                out.flush();
+                disks.forEach(SecondaryDisk::goodbye);
+            }
         }
-    }
-
-    private SinkEndpoint listenForPrimary()
-    {
-        return switch (listen)
+        finally
         {
-            case NbdUri nbd -> NbdSinkEndpoint.listen(nbd, controlListen, secondary.sink(),
-                replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor(), counters);
-            case AeronUri aeron -> AeronSinkEndpoint.listen(aeron, replica.aeronDir, secondary.sink(),
-                replica.heartbeatTimeoutMillis, secondary::epoch, new Acceptor());
-        };
+            disks.forEach(SecondaryDisk::closeEndpoints);
+        }
     }
 
     private ControlServer startControl()
@@ -236,319 +364,65 @@ final class SecondaryCommand implements Callable<Integer>
     {
         final long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(
             StatusJson.timeoutMillis(arguments, replica.ioTimeoutMillis));
+        final boolean failover = "failover".equals(command) ||
+            "stop".equals(command) && arguments.path("failover").asBoolean(false);
+        if (!replica.isMultiDisk())
+        {
+            final SecondaryDisk disk = disks.getFirst();
+            // A name, if given, must be this disk's: a script meant for another sidecar must not act here.
+            new DiskGroup(disks).select(arguments);
+            return switch (command)
+            {
+                case "status" -> status();
+                case "checkpoint" -> disk.checkpoint(timeoutNanos);
+                case "failover", "stop" -> failover ? disk.failover(timeoutNanos) : disk.stop(timeoutNanos);
+                default -> throw unknown(command);
+            };
+        }
+        final DiskGroup group = new DiskGroup(disks);
         return switch (command)
         {
             case "status" -> status();
-            case "checkpoint" ->
-            {
-                if (peer.isUp())
-                {
-                    throw new ControlException(ControlException.COORDINATED_BY_PRIMARY, "an Understudy primary is " +
-                        "linked (" + peer.link().peerName() + "): run checkpoint on the primary");
-                }
-                yield StatusJson.checkpoint(checkpoint(timeoutNanos));
-            }
-            case "failover" -> watch.failover(() -> failover(timeoutNanos));
-            case "stop" ->
-            {
-                if (arguments.path("failover").asBoolean(false))
-                {
-                    yield watch.failover(() -> failover(timeoutNanos));
-                }
-                final ControlResult result = secondary.shutdown(timeoutNanos);
-                peer.goodbye(false, "replication stopped on the secondary");
-                yield StatusJson.control("stop", result);
-            }
-            default -> throw new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
-                "' (the secondary knows status, checkpoint, failover, stop, subscribe)");
+            case "checkpoint" -> DiskGroup.apply(group.select(arguments), disk -> disk.checkpoint(timeoutNanos));
+            case "failover", "stop" -> DiskGroup.apply(group.select(arguments), disk -> failover ?
+                disk.failover(timeoutNanos) : disk.stop(timeoutNanos));
+            default -> throw unknown(command);
         };
+    }
+
+    private static ControlException unknown(final String command)
+    {
+        return new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
+            "' (the secondary knows status, checkpoint, failover, stop, subscribe)");
+    }
+
+    /** Every disk's duty cycle, in config order, on the one duty thread. */
+    private int dutyCycle()
+    {
+        int work = 0;
+        for (final SecondaryDisk disk : disks)
+        {
+            work += disk.doWork();
+        }
+        return work;
     }
 
     private ObjectNode status()
     {
-        final ObjectNode status = StatusJson.status("secondary", replica.shared, secondary, secondary.latchedError(),
-            peer);
-        status.put("cluster-size", replica.clusterSize);
-        final SinkEndpoint current = sinkEndpoint;
-        if (current != null)
+        final ObjectNode status;
+        if (replica.isMultiDisk())
         {
-            current.toJson(status.putObject("transport"));
+            status = ControlServer.JSON.createObjectNode()
+                .put("role", "secondary")
+                .put("mode", replica.shared ? "shared" : "non-shared")
+                .put("cluster-size", replica.clusterSize);
+            new DiskGroup(disks).status(status);
         }
-        status.putObject("commit").put("done-bytes", secondary.committedBytes())
-            .put("total-bytes", secondary.commitTotalBytes());
+        else
+        {
+            status = disks.getFirst().status();
+        }
         counters.toJson(status);
         return status;
-    }
-
-    /** Failover: forwarding refused first (the engine does it), the peer told, then the commit awaited. */
-    private ObjectNode failover(final long timeoutNanos) throws ControlException
-    {
-        final long start = System.nanoTime();
-        final ControlResult result;
-        synchronized (state)
-        {
-            if (secondary.stage() == ReplicationStage.RUNNING)
-            {
-                state.write(ReplicaStateFile.Phase.FAILOVER, secondary.epoch(), 0);
-            }
-            result = secondary.failover(timeoutNanos);
-        }
-        peer.goodbye(true, "the secondary took over");
-        final ObjectNode reply = StatusJson.control("failover", result);
-        if (result != ControlResult.IGNORED || secondary.stage() == ReplicationStage.FAILOVER)
-        {
-            final int committed = secondary.awaitFailover(Math.max(0, timeoutNanos - (System.nanoTime() - start)));
-            if (committed < 0)
-            {
-                throw new ControlException(ControlException.GENERIC, "failover commit " + (committed ==
-                    -Errno.ETIMEDOUT ? "still running at the deadline (see status)" : "failed: " +
-                    Errno.name(committed)) + "; state " + secondary.state().label());
-            }
-            cleanFlags = ReplicaStateFile.FLAG_FAILED_OVER;
-            // S is now the survivor's own disk: a new generation, which no old primary carries.
-            state.generation(ThreadLocalRandom.current().nextLong());
-            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
-            out.printf("understudy: failed over at epoch %d: S is the survivor's disk, generation now %x%n",
-                secondary.epoch(), state.generation());
-            out.flush();
-        }
-        return reply.put("committed-bytes", secondary.committedBytes())
-            .put("commit-ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
-    }
-
-    /** The --on-peer-loss failover action; its outcome is in the log and in status. */
-    private void failoverOnPeerLoss()
-    {
-        try
-        {
-            final long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(replica.ioTimeoutMillis);
-            final ObjectNode reply = watch.failover(() -> failover(timeoutNanos));
-            out.printf("understudy: automatic failover done: %s%n", reply);
-        }
-        catch (final ControlException | UserException e)
-        {
-            out.printf("understudy: automatic failover failed: %s%n", e.getMessage());
-        }
-        out.flush();
-    }
-
-    /**
-     * Synced before and after the engine's checkpoint: a crash in between leaves CHECKPOINTING (AX-13), whose S
-     * nobody may take for either epoch's disk.
-     */
-    private CheckpointReport checkpoint(final long timeoutNanos)
-    {
-        // Serialised with the failover's record: a checkpoint refused because a failover began must not write
-        // RUNNING over FAILOVER.
-        synchronized (state)
-        {
-            state.write(ReplicaStateFile.Phase.CHECKPOINTING, secondary.epoch(), 0);
-            final CheckpointReport report = watch.checkpoint(() -> secondary.checkpoint(timeoutNanos));
-            if (secondary.stage() == ReplicationStage.RUNNING)
-            {
-                state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
-            }
-            return report;
-        }
-    }
-
-    /**
-     * After the final flush S holds every acknowledged write; a failover that failed or never finished left S
-     * half-committed, and the record keeps saying FAILOVER.
-     */
-    private void markClean()
-    {
-        final ReplicationStage stage = secondary.stage();
-        if (stage != ReplicationStage.FAILOVER && stage != ReplicationStage.FAILOVER_FAILED)
-        {
-            state.write(ReplicaStateFile.Phase.CLEAN, secondary.epoch(), cleanFlags);
-        }
-    }
-
-    /** Refuses to start over a crashed run's S unless the operator says it was resynchronised. */
-    private ReplicaStateFile openState()
-    {
-        final ReplicaStateFile.State previous = ReplicaStateFile.read(statePath);
-        if (previous != null && previous.phase() != ReplicaStateFile.Phase.CLEAN && !resynced)
-        {
-            throw new UserException(statePath + ": the previous run stopped while " + previous.phase() +
-                " (epoch " + previous.epoch() + "): S may hold primary writes of an unfinished epoch; resynchronise " +
-                "S from the primary, then start with --resynced");
-        }
-        if (previous != null && (previous.flags() & ReplicaStateFile.FLAG_FAILED_OVER) != 0 && !resynced)
-        {
-            throw new UserException("split-brain guard (rule SB-SURVIVOR): " + replica.disk + " is the survivor's " +
-                "disk of a failover at epoch " + previous.epoch() + " (generation " +
-                Long.toHexString(previous.generation()) + "); it may hold writes the old primary never saw. Run " +
-                "it as a primary, or resynchronise it from the current primary and start with --resynced");
-        }
-        return ReplicaStateFile.open(statePath, ThreadLocalRandom.current().nextLong());
-    }
-
-    /** The lock needs the file; the overlay's storage truncates it after the lock is held. */
-    private static Path touch(final Path path)
-    {
-        try
-        {
-            Files.newByteChannel(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE).close();
-            return path;
-        }
-        catch (final IOException e)
-        {
-            throw new UserException(path + ": cannot create (" + e.getMessage() + ")", e);
-        }
-    }
-
-    private BlockDevice open(final IoEngine engine, final FileOptions options)
-    {
-        try
-        {
-            return InjectedFault.wrap(replica.faults, "disk", engine.open(replica.disk, options));
-        }
-        catch (final IOException e)
-        {
-            throw new UserException(e.getMessage(), e);
-        }
-    }
-
-    /** An overlay starts empty whatever the file held: its contents belong to an epoch nobody can vouch for. */
-    private FileOverlayStorage overlay(
-        final IoEngine engine, final Path path, final long size, final FileOptions options)
-    {
-        try
-        {
-            final String target = path.equals(hidden) ? "hidden" : "active";
-            return FileOverlayStorage.create(engine, path, size, options,
-                file -> InjectedFault.wrap(replica.faults, target, file));
-        }
-        catch (final IOException e)
-        {
-            throw new UserException(path + ": " + e.getMessage(), e);
-        }
-    }
-
-    /**
-     * Accepts one Understudy primary whose disk, cluster size and mode match ours, once: after a link ended,
-     * replication never resumes silently with whoever connects next.
-     */
-    private final class Acceptor implements LinkAcceptor
-    {
-        @Override
-        public LinkAcceptor.Refusal check(final Hello hello)
-        {
-            if (cleanFlags == ReplicaStateFile.FLAG_FAILED_OVER)
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.GENERATION, "rule SB-STALE-PRIMARY: this secondary " +
-                    "failed over (generation " + Long.toHexString(state.generation()) + "); its disk is the " +
-                    "survivor's: resynchronise the old primary from it");
-            }
-            if (secondary.stage() != ReplicationStage.RUNNING)
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the secondary is " +
-                    secondary.state().label());
-            }
-            if (hello.diskSize() != secondary.view().size())
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.DISK_SIZE, "the primary's disk has " +
-                    hello.diskSize() + " bytes, the secondary's " + secondary.view().size());
-            }
-            if (hello.clusterSize() != replica.clusterSize)
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.CLUSTER_SIZE, "the primary uses " +
-                    hello.clusterSize() + "-byte clusters, the secondary " + replica.clusterSize);
-            }
-            if (hello.shared() != replica.shared)
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.MODE, "the primary is " +
-                    (hello.shared() ? "shared" : "non-shared") + ", the secondary is not");
-            }
-            if (peer.isUp())
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.BUSY, "a primary is linked already (" +
-                    peer.link().peerName() + ")");
-            }
-            if (peer.link() != null && hello.generationId() != state.generation())
-            {
-                // The pair diverged when the old link ended: the new primary's disk may hold writes S never saw.
-                return new LinkAcceptor.Refusal(RefusalCode.GENERATION, "rule SB-OTHER-GENERATION: the primary " +
-                    "is of generation " + Long.toHexString(hello.generationId()) + ", the pair of " +
-                    Long.toHexString(state.generation()) + " whose link ended (" + peer.link().reason() + "): fail " +
-                    "over, or restart the pair with a full resync");
-            }
-            if (peer.link() != null)
-            {
-                return new LinkAcceptor.Refusal(RefusalCode.NOT_RUNNING, "the previous link of this primary " +
-                    "ended (" + peer.link().reason() + "): replication never resumes silently; fail over, or " +
-                    "restart the pair with a full resync");
-            }
-            if (hello.epoch() != secondary.epoch())
-            {
-                // S already holds checkpoints this primary never made (e.g. a foreign primary's).
-                return new LinkAcceptor.Refusal(RefusalCode.EPOCH, "the primary is at epoch " +
-                    hello.epoch() + ", the secondary at " + secondary.epoch());
-            }
-            return null;
-        }
-
-        @Override
-        public PeerControl.Listener listenerFor(final Hello hello)
-        {
-            return new PeerControl.Listener()
-            {
-                @Override
-                public PeerControl.CheckpointAnswer onCheckpointPrepare(
-                    final long deadlineNanos, final long primaryEpoch)
-                {
-                    if (primaryEpoch != secondary.epoch())
-                    {
-                        return new PeerControl.CheckpointAnswer(-Errno.EINVAL, secondary.epoch(), "epoch mismatch: " +
-                            "the primary is at " + primaryEpoch + ", the secondary at " + secondary.epoch());
-                    }
-                    final CheckpointReport report = checkpoint(Math.max(0, deadlineNanos - System.nanoTime()));
-                    return new PeerControl.CheckpointAnswer(report.result(), report.epoch(), report.reason());
-                }
-
-                @Override
-                public void onLost(final String reason)
-                {
-                    if (replica.onPeerLoss == PeerLossAction.FAILOVER)
-                    {
-                        out.printf("understudy: peer lost: %s; --on-peer-loss failover: failing over%n", reason);
-                        out.flush();
-                        Thread.ofVirtual().name("peer-loss-failover").start(SecondaryCommand.this::failoverOnPeerLoss);
-                        return;
-                    }
-                    out.printf("understudy: peer lost: %s (failover is an operator action: understudy failover " +
-                        "--control %s)%n", reason, replica.control);
-                    out.flush();
-                }
-
-                @Override
-                public void onGoodbye(final boolean failover, final String reason)
-                {
-                    out.printf("understudy: the primary ended the control link%s: %s%n",
-                        failover ? " (it dropped this secondary)" : "", reason);
-                    out.flush();
-                }
-            };
-        }
-
-        @Override
-        public void onLink(final PeerControl link, final Hello hello)
-        {
-            synchronized (state)
-            {
-                // Durable before the first forwarded write: a restart must know which pair S belongs to.
-                state.generation(hello.generationId());
-                if (secondary.stage() == ReplicationStage.RUNNING)
-                {
-                    state.write(ReplicaStateFile.Phase.RUNNING, secondary.epoch(), 0);
-                }
-            }
-            peer.link(link);
-            out.printf("understudy: primary linked from %s (generation %x, heartbeat %d ms, timeout %d ms)%n",
-                link.peerName(), hello.generationId(), hello.heartbeatIntervalMillis(), hello.heartbeatTimeoutMillis());
-            out.flush();
-        }
     }
 }

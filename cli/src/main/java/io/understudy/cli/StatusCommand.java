@@ -6,11 +6,13 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
  * {@code understudy status}: the daemon's role, mode, state, epoch, latched error and peer link, then its
- * counters (the figures {@code understudy stat} reads from the counters file, here as the daemon answers).
+ * counters (the figures {@code understudy stat} reads from the counters file, here as the daemon answers). A
+ * sidecar of several disks gets a line per disk.
  */
 @Command(
     name = "status",
@@ -65,14 +67,33 @@ final class StatusCommand implements Callable<Integer>
             out.println(status.toString());
             return;
         }
+        if (status.has("disks"))
+        {
+            // A sidecar of several disks: its own line, then one per disk, then the counters of all.
+            out.printf("role=%s mode=%s disks=%d%n", status.path("role").asText(), status.path("mode").asText(),
+                status.path("disks").size());
+            for (final Map.Entry<String, JsonNode> disk : status.path("disks").properties())
+            {
+                out.printf("  %s: ", disk.getKey());
+                printDisk(out, disk.getValue());
+            }
+        }
+        else
+        {
+            out.printf("role=%s mode=%s ", status.path("role").asText(), status.path("mode").asText());
+            printDisk(out, status);
+        }
+        CountersJson.print(out, status.path("counters"));
+    }
+
+    private static void printDisk(final PrintWriter out, final JsonNode status)
+    {
         final JsonNode error = status.path("error");
         final JsonNode peer = status.path("peer");
-        out.printf("role=%s mode=%s state=%s epoch=%d peer=%s%s error=%s%n",
-            status.path("role").asText(), status.path("mode").asText(), status.path("state").asText(),
-            status.path("epoch").asLong(), peer.path("link").asText(),
+        out.printf("state=%s epoch=%d peer=%s%s error=%s%n",
+            status.path("state").asText(), status.path("epoch").asLong(), peer.path("link").asText(),
             peer.path("reason").asText().isEmpty() ? "" : " (" + peer.path("reason").asText() + ")",
             error.isNull() || error.isMissingNode() ? "none" : error.path("errno").asText() + ": " +
                 error.path("reason").asText());
-        CountersJson.print(out, status.path("counters"));
     }
 }

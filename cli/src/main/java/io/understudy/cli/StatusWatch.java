@@ -8,8 +8,10 @@ import io.understudy.engine.replication.CheckpointReport;
 import io.understudy.engine.replication.ReplicationState;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.CompositeAgent;
 import org.agrona.concurrent.SleepingMillisIdleStrategy;
 
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
@@ -45,6 +47,7 @@ final class StatusWatch implements Agent
 
     private final ControlEvents events;
     private final Supplier<ObjectNode> status;
+    private final String disk;
 
     // Guarded by this: the agent and the wrappers (control threads) observe, emit and report one at a time.
     private String state;
@@ -59,15 +62,34 @@ final class StatusWatch implements Agent
     /** @param status the daemon's {@code status} command, callable from any thread while the daemon runs. */
     StatusWatch(final ControlEvents events, final Supplier<ObjectNode> status)
     {
+        this(events, status, null);
+    }
+
+    /**
+     * @param status the status of one disk, callable from any thread while the daemon runs.
+     * @param disk   the disk's name in a sidecar of several disks, added to every event's data; null for a
+     *               sidecar's only disk, whose events stay as they always were.
+     */
+    StatusWatch(final ControlEvents events, final Supplier<ObjectNode> status, final String disk)
+    {
         this.events = events;
         this.status = status;
+        this.disk = disk;
     }
 
     /** Starts polling on its own thread; close the runner before the daemon's disk. */
     AgentRunner start()
     {
-        final AgentRunner runner = new AgentRunner(new SleepingMillisIdleStrategy(POLL_MILLIS), this::onError, null,
-            this);
+        return start(List.of(this));
+    }
+
+    /** Starts polling every disk's watch on one thread (a sidecar of several disks): one poll period for all. */
+    static AgentRunner start(final List<StatusWatch> watches)
+    {
+        final StatusWatch first = watches.getFirst();
+        final Agent agent = watches.size() == 1 ? first : new CompositeAgent(watches);
+        final AgentRunner runner = new AgentRunner(new SleepingMillisIdleStrategy(POLL_MILLIS), first::onError, null,
+            agent);
         AgentRunner.startOnThread(runner, task -> Thread.ofPlatform().daemon(true).unstarted(task));
         return runner;
     }
@@ -75,7 +97,7 @@ final class StatusWatch implements Agent
     @Override
     public String roleName()
     {
-        return "status-watch";
+        return disk == null ? "status-watch" : "status-watch-" + disk;
     }
 
     @Override
@@ -135,7 +157,7 @@ final class StatusWatch implements Agent
             synchronized (this)
             {
                 observe();
-                events.emit("FAILOVER_DONE", result.deepCopy());
+                emit("FAILOVER_DONE", result.deepCopy());
             }
             return result;
         }
@@ -144,7 +166,7 @@ final class StatusWatch implements Agent
             synchronized (this)
             {
                 observe();
-                events.emit("FAILOVER_FAILED", ControlServer.JSON.createObjectNode()
+                emit("FAILOVER_FAILED", ControlServer.JSON.createObjectNode()
                     .put("class", e.errorClass()).put("desc", e.getMessage()));
             }
             throw e;
@@ -185,7 +207,7 @@ final class StatusWatch implements Agent
             error = newError;
             if (!newError.isNull())
             {
-                events.emit("REPLICATION_ERROR", newError.deepCopy());
+                emit("REPLICATION_ERROR", newError.deepCopy());
                 emitted++;
             }
         }
@@ -215,7 +237,7 @@ final class StatusWatch implements Agent
         {
             return 0;
         }
-        events.emit(event, ControlServer.JSON.createObjectNode()
+        emit(event, ControlServer.JSON.createObjectNode()
             .put("address", peer.path("address").asText())
             .put("reason", peer.path("reason").asText()));
         return 1;
@@ -238,15 +260,25 @@ final class StatusWatch implements Agent
         }
         committedBytes = done;
         nextProgressNanos = nowNanos + TimeUnit.MILLISECONDS.toNanos(PROGRESS_INTERVAL_MILLIS);
-        events.emit("FAILOVER_PROGRESS", ControlServer.JSON.createObjectNode()
+        emit("FAILOVER_PROGRESS", ControlServer.JSON.createObjectNode()
             .put("done-bytes", done)
             .put("total-bytes", total));
         return 1;
     }
 
+    /** Every event goes out here: a disk of a sidecar of several disks is named in its events' data. */
+    private void emit(final String name, final ObjectNode data)
+    {
+        if (disk != null)
+        {
+            data.put("disk", disk);
+        }
+        events.emit(name, data);
+    }
+
     private void stateChange(final String newState)
     {
-        events.emit("STATE_CHANGE", ControlServer.JSON.createObjectNode()
+        emit("STATE_CHANGE", ControlServer.JSON.createObjectNode()
             .put("old", state)
             .put("new", newState)
             .put("epoch", epoch));
@@ -258,7 +290,7 @@ final class StatusWatch implements Agent
         final ObjectNode data = ControlServer.JSON.createObjectNode().put("epoch", report.epoch());
         if (report.ok())
         {
-            events.emit("CHECKPOINT", data
+            emit("CHECKPOINT", data
                 .put("ignored", "ignored".equals(report.reason()))
                 .put("drain-us", report.drainNanos() / 1000)
                 .put("flush-us", report.flushNanos() / 1000)
@@ -267,7 +299,7 @@ final class StatusWatch implements Agent
         }
         else
         {
-            events.emit("CHECKPOINT_FAILED", data
+            emit("CHECKPOINT_FAILED", data
                 .put("errno", Errno.name(report.result()))
                 .put("reason", report.reason())
                 .put("total-us", report.totalNanos() / 1000));

@@ -33,6 +33,13 @@ class MetricsEndpointTest
                 .setRelease(1048576);
             file.manager().newCounter(CounterType.NBD_IN_FLIGHT.label("pvm"), CounterType.NBD_IN_FLIGHT.typeId())
                 .setRelease(3);
+            // A sidecar of several disks: each disk's counters carry its name.
+            file.manager().newCounter(CounterType.forDisk(CounterType.STATE.label(), "data"),
+                CounterType.STATE.typeId()).setRelease(ReplicationState.RUNNING.ordinal());
+            file.manager().newCounter(CounterType.forDisk(CounterType.EPOCH.label(), "data"),
+                CounterType.EPOCH.typeId()).setRelease(7);
+            file.manager().newCounter(CounterType.forDisk(CounterType.NBD_IN_FLIGHT.label("pvm"), "data"),
+                CounterType.NBD_IN_FLIGHT.typeId()).setRelease(2);
             try (MetricsEndpoint endpoint = MetricsEndpoint.start(new ListenAddress("127.0.0.1", 0), file.reader(),
                 DaemonRole.PRIMARY);
                 HttpClient client = HttpClient.newHttpClient())
@@ -46,6 +53,9 @@ class MetricsEndpointTest
                 assertTrue(body.contains("\nunderstudy_state{state=\"degraded\"} 1\n"), body);
                 assertTrue(body.contains("\nunderstudy_forwarded_bytes 1048576\n"), body);
                 assertTrue(body.contains("\nunderstudy_nbd_in_flight{export=\"pvm\"} 3\n"), body);
+                assertTrue(body.contains("\nunderstudy_state{state=\"running\",disk=\"data\"} 1\n"), body);
+                assertTrue(body.contains("\nunderstudy_epoch{disk=\"data\"} 7\n"), body);
+                assertTrue(body.contains("\nunderstudy_nbd_in_flight{export=\"pvm\",disk=\"data\"} 2\n"), body);
                 final HttpResponse<String> other = client.send(HttpRequest.newBuilder(uri.resolve("/other")).build(),
                     HttpResponse.BodyHandlers.ofString());
                 assertEquals(404, other.statusCode());

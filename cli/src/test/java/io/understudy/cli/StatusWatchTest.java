@@ -146,4 +146,18 @@ class StatusWatchTest
             "running\"}"), next(1));
         assertNoMoreEvents();
     }
+
+    @Test
+    void aDiskOfSeveralIsNamedInEveryEventOfItsWatch() throws Exception
+    {
+        final StatusWatch watch = new StatusWatch(events, () -> status, "data");
+        assertEquals(0, watch.doWork());
+        status = status("degraded", 0);
+        status.putObject("error").put("errno", "EIO").put("reason", "forwarded write failed");
+        assertEquals(2, watch.doWork());
+        assertEquals(List.of(
+            "REPLICATION_ERROR {\"errno\":\"EIO\",\"reason\":\"forwarded write failed\",\"disk\":\"data\"}",
+            "STATE_CHANGE {\"old\":\"running\",\"new\":\"degraded\",\"epoch\":0,\"disk\":\"data\"}"), next(2));
+        assertNoMoreEvents();
+    }
 }

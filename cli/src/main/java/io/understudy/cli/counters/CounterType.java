@@ -5,7 +5,9 @@ import io.understudy.engine.replication.ReplicationState;
 /**
  * The counters a daemon publishes, by the type id stored in each counter's metadata (part of the file format:
  * ids are never reused) and the name used as the counter's label and as the key of {@code stat --json}. Counters
- * of an NBD export carry the export's name after a colon ({@code nbd-in-flight:pvm}).
+ * of an NBD export carry the export's name after a colon ({@code nbd-in-flight:pvm}); in a sidecar of several
+ * disks every counter of one disk carries the disk's name after {@value #DISK_SEPARATOR} ({@code epoch@colo1},
+ * {@code nbd-in-flight:pvm@colo1}), so one file holds every disk's figures.
  * <p>
  * Two counters hold codes rather than quantities: {@link #STATE} (a {@link ReplicationState}, by declaration
  * order: none, running, checkpointing, failover, failover-failed, degraded, done) and {@link #PEER_LINK} (none,
@@ -41,6 +43,9 @@ public enum CounterType
     /** Peer-link codes of {@link #PEER_LINK}, by value. */
     private static final String[] PEER_LINK_LABELS = {"none", "foreign", "up", "lost", "peer-goodbye", "closed"};
 
+    /** Separates a counter's label from the name of the disk it belongs to in a sidecar of several disks. */
+    public static final char DISK_SEPARATOR = '@';
+
     private final int typeId;
     private final String label;
 
@@ -64,6 +69,12 @@ public enum CounterType
     public String label(final String export)
     {
         return label + ":" + export;
+    }
+
+    /** @return {@code label} of the disk {@code disk}, or {@code label} itself for a sidecar's only disk (null). */
+    public static String forDisk(final String label, final String disk)
+    {
+        return disk == null ? label : label + DISK_SEPARATOR + disk;
     }
 
     /** @return the type with this id, or null for an id this version does not know. */
