@@ -17,14 +17,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The hot path allocates nothing on either side: after a warm-up, forwarding 20 000 writes (4 KiB and 64 KiB, so
- * reassembled messages too) costs the submitting thread and both link agents less than one byte per write in total,
- * measured with the JVM's per-thread allocation counters (the media driver's own threads are not ours).
+ * The hot path allocates nothing on either side: after a warm-up, forwarding 60 000 writes (4 KiB and 64 KiB, so
+ * reassembled messages too) costs the submitting thread and the media's duty thread less than one byte per write in
+ * total, measured with the JVM's per-thread allocation counters. The duty thread also runs the embedded driver and
+ * the client's conductor, whose housekeeping allocates a few tens of KiB now and then whatever the traffic (seen:
+ * 39 KiB in one 20 000-write window over IPC, as much in one of 80 000): hence the long window.
  */
 @Timeout(120)
 class AeronAllocationTest extends LinkTestBase
 {
-    private static final int WRITES = 20_000;
+    private static final int WRITES = 60_000;
     private static final int DEPTH = 8;
 
     @ParameterizedTest(name = "udp={0}")
@@ -54,7 +56,7 @@ class AeronAllocationTest extends LinkTestBase
         final long agents = allocated(threads, ids) - before;
         assertEquals(PeerControl.State.UP, link.state());
         assertTrue(self + agents < WRITES, "allocated " + self + " B on the submitting thread and " + agents +
-            " B on the agents for " + WRITES + " writes");
+            " B on the duty thread for " + WRITES + " writes");
     }
 
     private static void forward(
@@ -80,11 +82,12 @@ class AeronAllocationTest extends LinkTestBase
         }
     }
 
+    /** The media's duty thread runs both links' agents, the embedded driver and the client's conductor. */
     private static long[] agentThreadIds()
     {
         final List<Thread> agents = Thread.getAllStackTraces().keySet().stream()
-            .filter(t -> t.getName().equals("aeron-primary") || t.getName().equals("aeron-secondary")).toList();
-        assertEquals(2, agents.size(), agents.toString());
+            .filter(t -> t.getName().equals("aeron-duty")).toList();
+        assertEquals(1, agents.size(), agents.toString());
         return agents.stream().mapToLong(Thread::threadId).toArray();
     }
 
