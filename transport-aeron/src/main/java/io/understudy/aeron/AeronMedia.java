@@ -64,6 +64,7 @@ public final class AeronMedia implements AutoCloseable
     private volatile Thread dutyThread;
     /** The embedded driver and the client's conductor, invoked by the duty thread; null with an external driver. */
     private final InvokedAeronAgent invokedAgent;
+    private boolean dutyStarted;
     private boolean closed;
 
     private AeronMedia(final MediaDriver driver, final Aeron aeron, final String directory)
@@ -77,12 +78,10 @@ public final class AeronMedia implements AutoCloseable
         this.agents = invoked ? new DynamicCompositeAgent(DUTY_THREAD, invokedAgent) :
             new DynamicCompositeAgent(DUTY_THREAD);
         this.duty = new AgentRunner(idleStrategy(), AeronMedia::onDutyError, null, agents);
-        AgentRunner.startOnThread(duty, runnable -> Thread.ofPlatform().daemon(true).name(DUTY_THREAD)
-            .unstarted(() ->
-            {
-                dutyThread = Thread.currentThread();
-                runnable.run();
-            }));
+        if (invoked)
+        {
+            startDuty();
+        }
         if (driver != null)
         {
             exitCleanup = new Thread(() -> IoUtil.delete(new File(directory), true), "aeron-dir-cleanup");
@@ -130,6 +129,7 @@ public final class AeronMedia implements AutoCloseable
             .sharedIdleStrategy(idleStrategy())
             .termBufferSparseFile(true)
             .warnIfDirectoryExists(false);
+        SocketBuffers.apply(context);
         customiser.accept(context);
         final MediaDriver driver = MediaDriver.launchEmbedded(context);
         try
@@ -196,6 +196,10 @@ public final class AeronMedia implements AutoCloseable
      */
     public synchronized Agent attach(final Agent agent, final ErrorHandler errorHandler)
     {
+        if (!dutyStarted && !closed)
+        {
+            startDuty();
+        }
         final Agent isolated = new IsolatedAgent(agent, errorHandler);
         change(() -> agents.tryAdd(isolated), agents::hasAddAgentCompleted, "attach " + agent.roleName());
         return isolated;
@@ -229,6 +233,18 @@ public final class AeronMedia implements AutoCloseable
             return;
         }
         LockSupport.parkNanos(parkNanos);
+    }
+
+    /** An embedded driver needs the thread from the start; otherwise it starts with the first agent. */
+    private void startDuty()
+    {
+        dutyStarted = true;
+        AgentRunner.startOnThread(duty, runnable -> Thread.ofPlatform().daemon(true).name(DUTY_THREAD)
+            .unstarted(() ->
+            {
+                dutyThread = Thread.currentThread();
+                runnable.run();
+            }));
     }
 
     private void change(final BooleanSupplier request, final BooleanSupplier completed, final String what)
