@@ -8,9 +8,11 @@
 #   bench/replication-overhead.sh
 #   ROUNDS=5 RUNTIME=20 SIZE=4G DIR=/var/tmp CHECKPOINT_MS=500 bench/replication-overhead.sh
 #   MODES="serve aeron-udp" bench/replication-overhead.sh
+#   PIN=1 bench/replication-overhead.sh
 #
 # Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
-# work too; on two hosts the secondary's cost moves off the primary.
+# work too; on two hosts the secondary's cost moves off the primary. PIN=1 comes closer to two hosts: fio and
+# the primary (or serve) run on CPU 0 only, the secondary on CPU 1 only (the disk stays shared).
 # Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -20,6 +22,7 @@ SIZE=${SIZE:-1G}
 DIR=${DIR:-/tmp}
 MODES=${MODES:-"serve nbd aeron-udp"}
 CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
+PIN=${PIN:-0}
 
 for tool in fio python3; do
     command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }
@@ -33,6 +36,13 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+secondary_cpu=()
+if [ "$PIN" = 1 ]; then
+    command -v taskset >/dev/null || { echo "replication-overhead: PIN=1 needs taskset" >&2; exit 1; }
+    [ "$(nproc)" -ge 2 ] || { echo "replication-overhead: PIN=1 needs two CPUs" >&2; exit 1; }
+    taskset -pc 0 $$ >/dev/null     # fio and the primary inherit CPU 0
+    secondary_cpu=(taskset -c 1)
+fi
 primary_disk="$work/p.img"
 secondary_disk="$work/s.img"
 socket="$work/pvm.sock"
@@ -62,7 +72,7 @@ start_mode() {
         aeron-udp) listen="aeron:udp?endpoint=127.0.0.1:0" ;;
     esac
     cp --sparse=always "$primary_disk" "$secondary_disk"
-    "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
+    "${secondary_cpu[@]}" "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
         --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
     pids+=($!)
     await_line "$work/secondary.log" "secondary ready"

@@ -33,9 +33,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Replicated writes through the Aeron transport alone: the primary's forwarding device, one embedded media driver
- * (SHARED mode), the secondary endpoint and a memory sink that copies the data and completes at once. Scores are
- * forwarded writes per second, each completed by the secondary's ACK; depth 1 is the round trip, depth 16 keeps
- * 16 writes in flight. Over UDP both ends share the one driver (loopback, mtu 8192).
+ * (run by the media's duty thread, which runs both links' agents too), the secondary endpoint and a memory sink that
+ * copies the data and completes at once. Scores are forwarded writes per second, each completed by the secondary's
+ * ACK; depth 1 is the round trip, depth 16 keeps 16 writes in flight. Over UDP both ends share the one driver
+ * (loopback, mtu 8192).
  * <pre>
  * java @jvm.args -jar bench/target/benchmarks.jar AeronLinkBenchmark -f 1 -wi 2 -i 3 -w 2s -r 2s -prof gc
  * </pre>

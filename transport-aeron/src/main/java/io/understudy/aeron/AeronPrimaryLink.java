@@ -17,7 +17,6 @@ import io.understudy.engine.link.RefusalCode;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
@@ -36,7 +35,7 @@ import java.util.function.LongSupplier;
  * ({@link PeerControl}), both over one pair of publications (data and control stream, one session id) and one
  * reply subscription (layout and sequence in {@link WireProtocol}).
  * <p>
- * One agent ({@code aeron-primary}, on an {@link AgentRunner} with a backoff idle strategy) polls the replies:
+ * One agent ({@code aeron-primary}, in the media's duty cycle, {@link AeronMedia#attach}) polls the replies:
  * ACKs complete forwarded requests, BARRIER_DONE answers {@link #checkpointPeer}, HEARTBEAT and everything else
  * from the secondary's session prove it alive; the same duty cycle sends HEARTBEAT every interval and declares the
  * secondary lost after the timeout. Lost or gone, the forwarding device fails every request in flight with
@@ -65,7 +64,10 @@ public final class AeronPrimaryLink implements PeerControl
     private final int timeoutMillis;
     private final LinkState link;
     private final AeronForwardingDevice device;
-    private final AgentRunner runner;
+    private final AeronMedia media;
+    private final PrimaryAgent agent;
+    /** The agent as the media's duty cycle runs it, once attached. */
+    private Agent attached;
     private final UnsafeBuffer checkpointBuffer = new UnsafeBuffer(new byte[CONTROL_BUFFER_BYTES]);
     private final UnsafeBuffer goodbyeBuffer = new UnsafeBuffer(new byte[CONTROL_BUFFER_BYTES]);
     private final Object checkpointLock = new Object();
@@ -78,11 +80,11 @@ public final class AeronPrimaryLink implements PeerControl
     private volatile boolean closed;
 
     private AeronPrimaryLink(
-        final GuardedPublication data, final GuardedPublication control, final Subscription replies,
-        final int replySessionId,
-        final Hello hello, final AeronLinkContext context, final LongSupplier epoch, final Listener listener,
-        final String peerName)
+        final AeronMedia media, final GuardedPublication data, final GuardedPublication control,
+        final Subscription replies, final int replySessionId, final Hello hello, final AeronLinkContext context,
+        final LongSupplier epoch, final Listener listener, final String peerName)
     {
+        this.media = media;
         this.data = data;
         this.control = control;
         this.replies = replies;
@@ -95,7 +97,7 @@ public final class AeronPrimaryLink implements PeerControl
             data.maxMessageLength() - MessageHeader.LENGTH - RequestFlyweight.BLOCK_LENGTH);
         this.device = new AeronForwardingDevice(data, hello.diskSize(), hello.shared(), context.queueDepth(),
             partLength, context.backPressureWaitNanos(), context.partWaitNanos());
-        this.runner = new AgentRunner(AeronMedia.backoff(), this::onAgentError, null, new PrimaryAgent());
+        this.agent = new PrimaryAgent();
     }
 
     /**
@@ -161,9 +163,9 @@ public final class AeronPrimaryLink implements PeerControl
             {
                 throw new PeerRefusedException(answer.refusal, answer.reason);
             }
-            final AeronPrimaryLink link = new AeronPrimaryLink(data, control, replies, answer.sessionId, hello,
+            final AeronPrimaryLink link = new AeronPrimaryLink(media, data, control, replies, answer.sessionId, hello,
                 context, epoch, listener, channel.toString());
-            AgentRunner.startOnThread(link.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
+            link.attached = media.attach(link.agent, link::onAgentError);
             return link;
         }
         catch (final IOException ex)
@@ -369,7 +371,10 @@ public final class AeronPrimaryLink implements PeerControl
         closed = true;
         goodbye(false, "closing");
         device.fail(Errno.ESHUTDOWN);
-        CloseHelper.quietClose(runner);
+        if (attached != null)
+        {
+            media.detach(attached);
+        }
         CloseHelper.quietCloseAll(data, control, replies);
     }
 

@@ -19,7 +19,6 @@ import io.understudy.engine.link.RefusalCode;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 import org.agrona.concurrent.UnsafeBuffer;
 
@@ -38,7 +37,7 @@ import java.util.function.LongSupplier;
  * result. Messages of any other session, or of a link that ended, are counted and never applied: after a link
  * ended only a new HELLO, accepted again, lets requests through.
  * <p>
- * <b>Agent</b> ({@code aeron-secondary}, backoff idle strategy): each duty cycle reads the clock once, turns sink
+ * <b>Agent</b> ({@code aeron-secondary}, in the media's duty cycle): each duty cycle reads the clock once, turns sink
  * completions into ACKs (sink threads only put the finished slot on a queue), polls the data stream with a
  * controlled fragment assembler and the control stream, sends heartbeats and watches the primary's.
  * <p>
@@ -72,8 +71,10 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
     private final BufferPool buffers;
     private final SinkSlot[] slots;
     private final ManyToOneConcurrentArrayQueue<SinkSlot> completed;
-    private final AgentRunner runner;
+    private final AeronMedia media;
     private final SecondaryAgent agent;
+    /** The agent as the media's duty cycle runs it. */
+    private Agent attached;
     private final AtomicInteger refusalsInFlight = new AtomicInteger();
     private final AtomicInteger linkIds = new AtomicInteger();
     private final AtomicLong applied = new AtomicLong();
@@ -89,6 +90,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         final AeronMedia media, final AeronChannel channel, final BlockDevice sink, final LinkAcceptor acceptor,
         final LongSupplier epoch, final AeronLinkContext context)
     {
+        this.media = media;
         this.aeron = media.aeron();
         this.channel = channel;
         this.sink = sink;
@@ -116,7 +118,6 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         }
         this.data = dataSubscription;
         this.agent = new SecondaryAgent();
-        this.runner = new AgentRunner(AeronMedia.backoff(), this::onAgentError, null, agent);
     }
 
     /**
@@ -144,7 +145,16 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
             // Aeron's registration errors (a port in use, a bad channel) are the operator's to fix.
             throw new IOException("cannot listen on " + channel + ": " + ex.getMessage(), ex);
         }
-        AgentRunner.startOnThread(endpoint.runner, r -> Thread.ofPlatform().daemon(true).name(ROLE).unstarted(r));
+        try
+        {
+            endpoint.attached = media.attach(endpoint.agent, endpoint::onAgentError);
+        }
+        catch (final RuntimeException ex)
+        {
+            CloseHelper.quietCloseAll(endpoint.data, endpoint.control);
+            endpoint.buffers.close();
+            throw new IOException("cannot listen on " + channel + ": " + ex.getMessage(), ex);
+        }
         return endpoint;
     }
 
@@ -209,7 +219,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
         {
             link.close();
         }
-        CloseHelper.quietClose(runner);
+        media.detach(attached);
         CloseHelper.quietCloseAll(data, control);
         final long deadline = System.nanoTime() + CLOSE_DRAIN_NANOS;
         int busy = agent.busy;
@@ -470,7 +480,7 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
             while (link.reply().offer(controlBuffer, 0, length) < 0 && link.isUp() &&
                 System.nanoTime() - deadline < 0)
             {
-                LockSupport.parkNanos(OFFER_PARK_NANOS);
+                media.awaitProgress(OFFER_PARK_NANOS);
             }
             barrierLink = null;
             checkpointRunning = false;
@@ -724,11 +734,11 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
                     reply.close();
                     return;
                 }
-                LockSupport.parkNanos(OFFER_PARK_NANOS);
+                media.awaitProgress(OFFER_PARK_NANOS);
             }
             final String peerName = "session " + sessionId + " via " + replyChannel;
             final SecondaryLink link = new SecondaryLink(linkIds.incrementAndGet(), sessionId, hello, reply,
-                acceptor.listenerFor(hello), epoch, peerName);
+                acceptor.listenerFor(hello), epoch, peerName, media);
             final SecondaryLink previous = current;
             current = link;
             if (previous != null)

@@ -7,7 +7,6 @@ import org.agrona.CloseHelper;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongSupplier;
 
 /**
@@ -30,6 +29,8 @@ final class SecondaryLink implements PeerControl
     private final Listener listener;
     private final LongSupplier epoch;
     private final LinkState link;
+    /** Goodbye may be said on the duty thread (a new link replaces this one): its wait must keep Aeron going. */
+    private final AeronMedia media;
     private final UnsafeBuffer goodbyeBuffer = new UnsafeBuffer(new byte[MessageHeader.LENGTH +
         ControlFlyweight.BLOCK_LENGTH + 2 + WireProtocol.MAX_TEXT]);
     /** Written by the checkpoint thread when the listener answered, read and cleared by the agent. */
@@ -37,7 +38,7 @@ final class SecondaryLink implements PeerControl
 
     SecondaryLink(
         final int id, final int sessionId, final Hello hello, final GuardedPublication reply, final Listener listener,
-        final LongSupplier epoch, final String peerName)
+        final LongSupplier epoch, final String peerName, final AeronMedia media)
     {
         this.id = id;
         this.sessionId = sessionId;
@@ -47,6 +48,7 @@ final class SecondaryLink implements PeerControl
         this.listener = listener;
         this.epoch = epoch;
         this.link = new LinkState(listener, peerName, System.nanoTime());
+        this.media = media;
     }
 
     int id()
@@ -186,7 +188,7 @@ final class SecondaryLink implements PeerControl
             final long deadline = System.nanoTime() + GOODBYE_WAIT_NANOS;
             while (reply.offer(goodbyeBuffer, 0, length) < 0 && System.nanoTime() - deadline < 0)
             {
-                LockSupport.parkNanos(OFFER_PARK_NANOS);
+                media.awaitProgress(OFFER_PARK_NANOS);
             }
         }
     }

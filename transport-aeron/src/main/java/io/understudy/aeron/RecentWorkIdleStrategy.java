@@ -1,0 +1,100 @@
+package io.understudy.aeron;
+
+import org.agrona.concurrent.IdleStrategy;
+
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The duty thread's idle strategy: spin, yield, then park for doubling periods, like Agrona's backoff strategy, but
+ * with the longest park chosen by how recently the thread had work. While messages flow (work within the last
+ * {@code hotWindowNanos}) a park lasts at most {@code hotMaxParkNanos}, because every message of a round trip waits
+ * for the next wake-up of a parked duty thread on each host, and at QD32 over UDP the 1 ms parks of an idle thread
+ * were most of each request's latency. After the window the parks grow to {@code idleMaxParkNanos}, which keeps an
+ * idle link off a small host's cores.
+ * <p>
+ * Not thread-safe: one duty thread owns it.
+ */
+final class RecentWorkIdleStrategy implements IdleStrategy
+{
+    private final int maxSpins;
+    private final int maxYields;
+    private final long minParkNanos;
+    private final long hotMaxParkNanos;
+    private final long idleMaxParkNanos;
+    private final long hotWindowNanos;
+    private long lastWorkNanos;
+    private int spins;
+    private int yields;
+    private long parkNanos;
+
+    RecentWorkIdleStrategy(
+        final int maxSpins, final int maxYields, final long minParkNanos, final long hotMaxParkNanos,
+        final long idleMaxParkNanos, final long hotWindowNanos)
+    {
+        if (minParkNanos <= 0 || hotMaxParkNanos < minParkNanos || idleMaxParkNanos < hotMaxParkNanos)
+        {
+            throw new IllegalArgumentException("need 0 < minPark <= hotMaxPark <= idleMaxPark");
+        }
+        this.maxSpins = maxSpins;
+        this.maxYields = maxYields;
+        this.minParkNanos = minParkNanos;
+        this.hotMaxParkNanos = hotMaxParkNanos;
+        this.idleMaxParkNanos = idleMaxParkNanos;
+        this.hotWindowNanos = hotWindowNanos;
+        this.lastWorkNanos = System.nanoTime() - hotWindowNanos;
+        reset();
+    }
+
+    @Override
+    public void idle(final int workCount)
+    {
+        if (workCount > 0)
+        {
+            lastWorkNanos = System.nanoTime();
+            reset();
+            return;
+        }
+        idle();
+    }
+
+    @Override
+    public void idle()
+    {
+        if (spins < maxSpins)
+        {
+            spins++;
+            Thread.onSpinWait();
+            return;
+        }
+        if (yields < maxYields)
+        {
+            yields++;
+            Thread.yield();
+            return;
+        }
+        LockSupport.parkNanos(nextPark(System.nanoTime()));
+    }
+
+    /** @return how long the park at {@code nowNanos} lasts; the next one may be twice as long, up to the cap. */
+    long nextPark(final long nowNanos)
+    {
+        final long cap = nowNanos - lastWorkNanos < hotWindowNanos ? hotMaxParkNanos : idleMaxParkNanos;
+        final long park = Math.min(parkNanos, cap);
+        parkNanos = Math.min(park << 1, idleMaxParkNanos);
+        return park;
+    }
+
+    @Override
+    public void reset()
+    {
+        spins = 0;
+        yields = 0;
+        parkNanos = minParkNanos;
+    }
+
+    @Override
+    public String alias()
+    {
+        return "recent-work";
+    }
+}
