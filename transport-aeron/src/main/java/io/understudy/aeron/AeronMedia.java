@@ -146,7 +146,9 @@ public final class AeronMedia implements AutoCloseable
         }
         catch (final RuntimeException ex)
         {
+            // As in close(): the driver removes its files, not always the directory itself.
             driver.close();
+            IoUtil.delete(new File(driver.aeronDirectoryName()), true);
             throw ex;
         }
     }
