@@ -1,7 +1,5 @@
 package io.understudy.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
@@ -19,7 +17,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code understudy primary}: the primary sidecar. Serves the guest's disk on {@code --socket}, forwards every
@@ -71,6 +68,8 @@ final class PrimaryCommand implements Callable<Integer>
 
     private final ControlEvents events = new ControlEvents();
     private final List<PrimaryDisk> disks = new ArrayList<>();
+    /** The disks as the control socket, the duty thread and the ready line see them; set once all are made. */
+    private DiskGroup group;
     private DaemonCounters counters;
     private PrintWriter out;
 
@@ -85,9 +84,10 @@ final class PrimaryCommand implements Callable<Integer>
         {
             for (final PrimaryDisk.Spec disk : specs)
             {
-                perDisk(disk, () -> disks.add(new PrimaryDisk(disk, replica, connectTimeoutMillis,
-                    replica.isMultiDisk(), events, out)));
+                DiskGroup.perDisk(replica, disk.name(), () -> disks.add(new PrimaryDisk(disk, replica,
+                    connectTimeoutMillis, replica.isMultiDisk(), events, out)));
             }
+            group = new DiskGroup("primary", replica, disks);
             try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared,
                     replica.control, out);
                 IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers))
@@ -114,15 +114,15 @@ final class PrimaryCommand implements Callable<Integer>
     {
         for (final PrimaryDisk disk : disks)
         {
-            perDisk(disk.name(), () -> disk.open(engine, counters));
+            DiskGroup.perDisk(replica, disk.name(), () -> disk.open(engine, counters));
         }
         try
         {
-            try (DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(this::dutyCycle)))
+            try (DutyCycle _ = new DutyCycle("primary-duty", counters.dutyCycle(group::doWork)))
             {
                 for (final PrimaryDisk disk : disks)
                 {
-                    perDisk(disk.name(), disk::start);
+                    DiskGroup.perDisk(replica, disk.name(), disk::start);
                 }
                 serve(shutdown);
             }
@@ -240,60 +240,18 @@ final class PrimaryCommand implements Callable<Integer>
         }
     }
 
-    /**
-     * Runs one disk's step; in a sidecar of several disks a failure says which disk, then the caller's cleanup
-     * releases everything opened so far.
-     */
-    private void perDisk(final String name, final Runnable step)
-    {
-        try
-        {
-            step.run();
-        }
-        catch (final UserException e)
-        {
-            if (!replica.isMultiDisk())
-            {
-                throw e;
-            }
-            throw new UserException("disk " + name + ": " + e.getMessage(), e);
-        }
-    }
-
-    private void perDisk(final PrimaryDisk.Spec disk, final Runnable step)
-    {
-        perDisk(disk.name(), step);
-    }
-
     private void serve(final ShutdownSignal shutdown) throws InterruptedException
     {
         try
         {
             for (final PrimaryDisk disk : disks)
             {
-                perDisk(disk.name(), () -> disk.serve(counters));
+                DiskGroup.perDisk(replica, disk.name(), () -> disk.serve(counters));
             }
             try (ControlServer control = startControl();
                 AgentRunner _ = StatusWatch.start(disks.stream().map(PrimaryDisk::watch).toList()))
             {
-                if (replica.isMultiDisk())
-                {
-                    for (final PrimaryDisk disk : disks)
-                    {
-                        out.printf("understudy: disk %s ready (%d bytes): %s%n", disk.name(), disk.size(),
-                            disk.describe());
-                    }
-                    out.printf("understudy: primary ready (%s, %d disks, cluster %d): control socket %s%n",
-                        replica.shared ? "shared" : "non-shared", disks.size(), replica.clusterSize, control.path());
-                }
-                else
-                {
-                    final PrimaryDisk disk = disks.getFirst();
-                    out.printf("understudy: primary ready (%s, %d bytes, cluster %d): %s, control socket %s%n",
-                        replica.shared ? "shared" : "non-shared", disk.size(), replica.clusterSize, disk.describe(),
-                        control.path());
-                }
-                out.flush();
+                group.printReady(out, control.path());
                 final String signal = shutdown.await();
                 out.printf("understudy: %s received: draining, flushing%n", signal);
                 out.flush();
@@ -309,77 +267,12 @@ final class PrimaryCommand implements Callable<Integer>
     {
         try
         {
-            return new ControlServer(replica.control, this::execute, events);
+            return new ControlServer(replica.control,
+                (command, arguments) -> group.execute(command, arguments, counters), events);
         }
         catch (final IOException e)
         {
             throw new UserException(e.getMessage(), e);
         }
-    }
-
-    private ObjectNode execute(final String command, final JsonNode arguments) throws ControlException
-    {
-        final long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(
-            StatusJson.timeoutMillis(arguments, replica.ioTimeoutMillis));
-        final boolean failover = "failover".equals(command) ||
-            "stop".equals(command) && arguments.path("failover").asBoolean(false);
-        if (!replica.isMultiDisk())
-        {
-            final PrimaryDisk disk = disks.getFirst();
-            // A name, if given, must be this disk's: a script meant for another sidecar must not act here.
-            new DiskGroup(disks).select(arguments);
-            return switch (command)
-            {
-                case "status" -> status();
-                case "checkpoint" -> disk.checkpoint(timeoutNanos);
-                case "failover", "stop" -> failover ? disk.failover(timeoutNanos) : disk.stop(timeoutNanos);
-                default -> throw unknown(command);
-            };
-        }
-        final DiskGroup group = new DiskGroup(disks);
-        return switch (command)
-        {
-            case "status" -> status();
-            case "checkpoint" -> DiskGroup.apply(group.select(arguments), disk -> disk.checkpoint(timeoutNanos));
-            case "failover", "stop" -> DiskGroup.apply(group.select(arguments), disk -> failover ?
-                disk.failover(timeoutNanos) : disk.stop(timeoutNanos));
-            default -> throw unknown(command);
-        };
-    }
-
-    private static ControlException unknown(final String command)
-    {
-        return new ControlException(ControlException.COMMAND_NOT_FOUND, "unknown command '" + command +
-            "' (the primary knows status, checkpoint, failover, stop, subscribe)");
-    }
-
-    /** Every disk's duty cycle, in config order, on the one duty thread. */
-    private int dutyCycle()
-    {
-        int work = 0;
-        for (final PrimaryDisk disk : disks)
-        {
-            work += disk.doWork();
-        }
-        return work;
-    }
-
-    private ObjectNode status()
-    {
-        final ObjectNode status;
-        if (replica.isMultiDisk())
-        {
-            status = ControlServer.JSON.createObjectNode()
-                .put("role", "primary")
-                .put("mode", replica.shared ? "shared" : "non-shared")
-                .put("cluster-size", replica.clusterSize);
-            new DiskGroup(disks).status(status);
-        }
-        else
-        {
-            status = disks.getFirst().status();
-        }
-        counters.toJson(status);
-        return status;
     }
 }

@@ -125,12 +125,14 @@ final class PrimaryDisk implements SidecarDisk, AutoCloseable
     }
 
     /** @return the ready line's part about this disk: its export and its link. */
-    String describe()
+    @Override
+    public String describe()
     {
         return "guest export nbd+unix:///?socket=" + spec.socket() + ", " + connection.describe();
     }
 
-    long size()
+    @Override
+    public long size()
     {
         return primary.size();
     }
@@ -181,7 +183,8 @@ final class PrimaryDisk implements SidecarDisk, AutoCloseable
      * (a forwarded request failed or missed its deadline) is announced to the secondary with GOODBYE, so its
      * status stops claiming a live pair. Off the duty thread: a hung peer must not stall the deadlines.
      */
-    int doWork()
+    @Override
+    public int doWork()
     {
         final int work = primary.doWork();
         if (!forwardingLossAnnounced && !primary.link().isForwarding())

@@ -152,12 +152,14 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
     }
 
     /** @return the ready line's part about this disk: its sink and the SVM's export. */
-    String describe()
+    @Override
+    public String describe()
     {
         return sinkEndpoint.describe() + ", SVM export nbd+unix:///?socket=" + spec.socket();
     }
 
-    long size()
+    @Override
+    public long size()
     {
         return secondary.view().size();
     }
@@ -227,7 +229,8 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
         }
     }
 
-    int doWork()
+    @Override
+    public int doWork()
     {
         return secondary.doWork();
     }

@@ -27,4 +27,13 @@ interface SidecarDisk
 
     /** stop(failover=false): replication ends, the daemon keeps serving. */
     ObjectNode stop(long timeoutNanos) throws ControlException;
+
+    /** @return the disk's size in bytes, for the ready line. */
+    long size();
+
+    /** @return the ready line's part about this disk: its export and its link. */
+    String describe();
+
+    /** One turn of the disk's duty cycle (deadlines, link checks); @return the work done. */
+    int doWork();
 }

@@ -59,12 +59,6 @@ final class StatusWatch implements Agent
     private int checkpointsRunning;
     private String lastFailure = "";
 
-    /** @param status the daemon's {@code status} command, callable from any thread while the daemon runs. */
-    StatusWatch(final ControlEvents events, final Supplier<ObjectNode> status)
-    {
-        this(events, status, null);
-    }
-
     /**
      * @param status the status of one disk, callable from any thread while the daemon runs.
      * @param disk   the disk's name in a sidecar of several disks, added to every event's data; null for a
@@ -77,13 +71,10 @@ final class StatusWatch implements Agent
         this.disk = disk;
     }
 
-    /** Starts polling on its own thread; close the runner before the daemon's disk. */
-    AgentRunner start()
-    {
-        return start(List.of(this));
-    }
-
-    /** Starts polling every disk's watch on one thread (a sidecar of several disks): one poll period for all. */
+    /**
+     * Starts polling every disk's watch on one thread (one poll period for all); close the runner before the
+     * daemon's disks.
+     */
     static AgentRunner start(final List<StatusWatch> watches)
     {
         final StatusWatch first = watches.getFirst();

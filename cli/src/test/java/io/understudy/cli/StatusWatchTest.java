@@ -74,7 +74,7 @@ class StatusWatchTest
     @Test
     void checkpointIsBracketedByStateChangesAroundItsReport() throws Exception
     {
-        final StatusWatch watch = new StatusWatch(events, () -> status);
+        final StatusWatch watch = new StatusWatch(events, () -> status, null);
         assertEquals(0, watch.doWork()); // the baseline
         final CheckpointReport report = watch.checkpoint(() ->
         {
@@ -103,7 +103,7 @@ class StatusWatchTest
     @Test
     void peerLossGoodbyeErrorAndFailoverBecomeEvents() throws Exception
     {
-        final StatusWatch watch = new StatusWatch(events, () -> status);
+        final StatusWatch watch = new StatusWatch(events, () -> status, null);
         status.putObject("peer").put("link", "up").put("reason", "").put("address", "127.0.0.1:4000");
         watch.doWork();
         status.putObject("peer").put("link", "lost").put("reason", "no heartbeat for 1500 ms")
