@@ -8,9 +8,9 @@ import java.util.concurrent.locks.LockSupport;
  * The duty thread's idle strategy: spin, yield, then park for doubling periods, like Agrona's backoff strategy, but
  * with the longest park chosen by how recently the thread had work. While messages flow (work within the last
  * {@code hotWindowNanos}) a park lasts at most {@code hotMaxParkNanos}, because every message of a round trip waits
- * for the next wake-up of a parked duty thread on each host, and at QD32 over UDP the 1 ms parks of an idle thread
- * were most of each request's latency. After the window the parks grow to {@code idleMaxParkNanos}, which keeps an
- * idle link off a small host's cores.
+ * for the next wake-up of a parked duty thread on each host: with parks of up to 1 ms, four of them could add
+ * milliseconds to one request. After the window the parks grow to {@code idleMaxParkNanos}, which keeps an idle
+ * link off a small host's cores.
  * <p>
  * Not thread-safe: one duty thread owns it.
  */
