@@ -373,7 +373,7 @@ public final class OverlayDevice implements BlockDevice
      * Retries requests that wait for back-pressure below to ease, and a stalled release. Call it from the
      * owner's duty cycle.
      *
-     * @return the number of waiting requests retried.
+     * @return the number of waiting requests that went on (see {@link Waiters#drain}).
      */
     public int doWork()
     {
@@ -703,14 +703,19 @@ public final class OverlayDevice implements BlockDevice
         /** The storage pushed back: retried at the next completion here or {@link #doWork()}. */
         private volatile boolean stalled;
         private final AtomicInteger guard = new AtomicInteger();
+        /** Where the next scan starts: the end of the last run given back, so a chain walks the set once. */
+        private long cursor;
         private long from;
         private long to;
 
         void kick()
         {
-            if (!releasing.isEmpty() && active.compareAndSet(false, true))
+            // A running chain goes on from its own completions. The active check comes first because the scan
+            // costs a walk of every word dirtied since the last clear-all, and the duty cycle calls this often.
+            if (!active.get() && !releasing.isEmpty() && active.compareAndSet(false, true))
             {
                 stalled = false;
+                cursor = 0;
                 run();
             }
         }
@@ -719,7 +724,13 @@ public final class OverlayDevice implements BlockDevice
         {
             while (true)
             {
-                final long first = releasing.nextSetBit(0);
+                final long first = releasing.nextSetBit(cursor);
+                if (first < 0 && cursor > 0)
+                {
+                    // Wrap once: a make-empty may have added clusters behind the cursor.
+                    cursor = 0;
+                    continue;
+                }
                 if (first < 0)
                 {
                     synchronized (this)
@@ -777,6 +788,7 @@ public final class OverlayDevice implements BlockDevice
             // A failed hole punch leaves the space used but is harmless for correctness: the clusters are
             // unreachable and are rewritten whole before being read again.
             releasing.clearRange(from, to);
+            cursor = to;
             signal();
         }
     }

@@ -21,6 +21,7 @@ public final class Waiters<T extends Runnable>
 {
     private final ManyToManyConcurrentArrayQueue<T> queue;
     private final AtomicLong wakeups = new AtomicLong();
+    private final AtomicLong parks = new AtomicLong();
     private final AtomicInteger drainers = new AtomicInteger();
 
     /** @param capacity most waiters at once: the number of request slots (each parks at most once). */
@@ -42,6 +43,7 @@ public final class Waiters<T extends Runnable>
         {
             throw new IllegalStateException("more waiters than request slots");
         }
+        parks.incrementAndGet();
         if (wakeups.get() != observed)
         {
             drain();
@@ -64,13 +66,20 @@ public final class Waiters<T extends Runnable>
         return queue.isEmpty();
     }
 
-    /** Resumes parked requests (each may park again). @return requests resumed by this call. */
+    /**
+     * Resumes parked requests (each may park again).
+     *
+     * @return requests resumed by this call less the parks meanwhile: the progress a duty cycle reports, so that
+     * requests still blocked make its thread back off instead of spinning on them. Parks by other threads also
+     * count against it, which at worst makes one duty cycle idle early.
+     */
     public int drain()
     {
         if (drainers.getAndIncrement() != 0)
         {
             return 0;
         }
+        final long parksBefore = parks.get();
         int resumed = 0;
         int missed = 1;
         while (true)
@@ -88,7 +97,7 @@ public final class Waiters<T extends Runnable>
             missed = drainers.addAndGet(-missed);
             if (missed == 0)
             {
-                return resumed;
+                return (int)Math.max(0, resumed - (parks.get() - parksBefore));
             }
         }
     }

@@ -145,12 +145,52 @@ class OverlayFaultTest
         }
     }
 
+    @Test
+    void aReleaseChainGivesBackEveryDroppedClusterOnceIncludingThoseDroppedBehindIt() throws Exception
+    {
+        try (IoEngine engine = new ThreadPoolIoEngine(2);
+            Arena arena = Arena.ofShared())
+        {
+            final MemorySegment buffer = arena.allocate(SIZE, 4096);
+            final byte[] original = disk(0x11);
+            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 50);
+            try (OverlayDevice overlay = new OverlayDevice(disk, storage, CLUSTER))
+            {
+                for (final int cluster : new int[]{9, 11, 13})
+                {
+                    assertEquals(10, SyncIo.write(overlay, (long)cluster * CLUSTER, buffer, filled(10, 0x22)));
+                }
+                assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                // The chain is busy with cluster 9; these are dropped behind where it goes on from.
+                for (final int cluster : new int[]{1, 3})
+                {
+                    assertEquals(10, SyncIo.write(overlay, (long)cluster * CLUSTER, buffer, filled(10, 0x33)));
+                }
+                assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (overlay.isReleasing() && System.nanoTime() < deadline)
+                {
+                    Thread.sleep(10);
+                }
+                assertFalse(overlay.isReleasing());
+                assertEquals(List.of(1L, 3L, 9L, 11L, 13L), storage.releasedClusters());
+                assertArrayEquals(original, SyncIo.read(overlay, 0, buffer, SIZE));
+            }
+            finally
+            {
+                disk.close();
+            }
+        }
+    }
+
     /** Storage whose release completes late, on a timer thread. */
     private static final class SlowReleaseStorage implements OverlayStorage
     {
         private final OverlayStorage storage;
         private final long delayMillis;
         volatile long releasedAt;
+        private final List<Long> released = new ArrayList<>();
         private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
 
         SlowReleaseStorage(final OverlayStorage storage, final long delayMillis)
@@ -192,6 +232,13 @@ class OverlayFaultTest
             final long offset, final long length, final IoCompletion completion,
             final long cookie)
         {
+            synchronized (released)
+            {
+                for (long cluster = offset / CLUSTER; cluster < (offset + length) / CLUSTER; cluster++)
+                {
+                    released.add(cluster);
+                }
+            }
             timer.schedule(() ->
             {
                 releasedAt = System.nanoTime();
@@ -204,6 +251,15 @@ class OverlayFaultTest
         public boolean flush(final IoCompletion completion, final long cookie)
         {
             return storage.flush(completion, cookie);
+        }
+
+        /** @return every cluster given to {@link #release}, sorted: a cluster released twice shows twice. */
+        List<Long> releasedClusters()
+        {
+            synchronized (released)
+            {
+                return released.stream().sorted().toList();
+            }
         }
 
         @Override
