@@ -2,22 +2,33 @@ package io.understudy.aeron;
 
 import io.aeron.ChannelUri;
 import io.aeron.CommonContext;
+import org.agrona.SystemUtil;
 
 import java.io.IOException;
 import java.net.DatagramSocket;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 
 /**
  * A link channel from the command line: {@code aeron:udp?endpoint=HOST:PORT} (the secondary's listening address)
  * or {@code aeron:ipc} (both sidecars on one host and one media driver). Further Aeron URI parameters are kept.
  * <p>
- * Publications get {@code mtu} {@value #DEFAULT_MTU} (4 KiB writes then travel in one frame; loopback's link MTU
- * is 64 KiB) and a term length of {@value #DEFAULT_TERM_LENGTH} bytes unless the URI sets them: a message may be
- * at most an eighth of a term, which bounds the part size of forwarded writes.
+ * Publications get a term length of {@value #DEFAULT_TERM_LENGTH} bytes unless the URI sets it (a message may be at
+ * most an eighth of a term, which bounds the part size of forwarded writes), and unless the URI sets {@code mtu}:
+ * <ul>
+ *   <li>{@value #SAME_HOST_MTU} for IPC and loopback endpoints, the largest UDP payload: loopback's link MTU is
+ *   64 KiB, so nothing is fragmented, and under load the sender packs up to 15 queued 4 KiB writes into one
+ *   datagram, i.e. one system call on each side instead of one per write (over IPC a larger MTU only means
+ *   fewer fragments per large write);</li>
+ *   <li>{@value #DEFAULT_MTU} otherwise: a 4 KiB write travels in one frame, which a jumbo-frame link carries
+ *   whole. Raise it in the URI for a link that carries larger datagrams well.</li>
+ * </ul>
  */
 public final class AeronChannel
 {
     public static final int DEFAULT_MTU = 8192;
+    public static final int SAME_HOST_MTU = 65504;
     public static final int DEFAULT_TERM_LENGTH = 16 << 20;
 
     private final ChannelUri uri;
@@ -128,15 +139,33 @@ public final class AeronChannel
     static String withDefaults(final String channel)
     {
         final ChannelUri copy = ChannelUri.parse(channel);
-        if (copy.get(CommonContext.MTU_LENGTH_PARAM_NAME) == null)
-        {
-            copy.put(CommonContext.MTU_LENGTH_PARAM_NAME, Integer.toString(DEFAULT_MTU));
-        }
         if (copy.get(CommonContext.TERM_LENGTH_PARAM_NAME) == null)
         {
             copy.put(CommonContext.TERM_LENGTH_PARAM_NAME, Integer.toString(DEFAULT_TERM_LENGTH));
         }
+        if (copy.get(CommonContext.MTU_LENGTH_PARAM_NAME) == null)
+        {
+            final boolean sameHost = copy.isIpc() || isLoopback(new AeronChannel(copy).host());
+            // Aeron refuses an MTU above the largest message of the term (an eighth of it).
+            final long termLength = SystemUtil.parseSize(CommonContext.TERM_LENGTH_PARAM_NAME,
+                copy.get(CommonContext.TERM_LENGTH_PARAM_NAME));
+            final long mtu = Math.min(sameHost ? SAME_HOST_MTU : DEFAULT_MTU, termLength / 8);
+            copy.put(CommonContext.MTU_LENGTH_PARAM_NAME, Long.toString(mtu));
+        }
         return copy.toString();
+    }
+
+    /** @return true if {@code host} (a literal or a name) is a loopback address; false if it does not resolve. */
+    private static boolean isLoopback(final String host)
+    {
+        try
+        {
+            return InetAddress.getByName(host).isLoopbackAddress();
+        }
+        catch (final UnknownHostException ex)
+        {
+            return false; // Aeron reports the unresolvable endpoint itself when the channel is added.
+        }
     }
 
     @Override

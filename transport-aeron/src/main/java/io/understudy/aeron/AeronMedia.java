@@ -60,6 +60,8 @@ public final class AeronMedia implements AutoCloseable
     private final Thread exitCleanup;
     private final DynamicCompositeAgent agents;
     private final AgentRunner duty;
+    /** The duty thread's idle strategy, told by the links' agents when they handle messages. */
+    private final RecentWorkIdleStrategy dutyIdle;
     /** The duty thread, once started: waits on it must keep the driver going ({@link #awaitProgress}). */
     private volatile Thread dutyThread;
     /** The embedded driver and the client's conductor, invoked by the duty thread; null with an external driver. */
@@ -77,7 +79,8 @@ public final class AeronMedia implements AutoCloseable
             aeron.conductorAgentInvoker(), aeron.context().clientLock()) : null;
         this.agents = invoked ? new DynamicCompositeAgent(DUTY_THREAD, invokedAgent) :
             new DynamicCompositeAgent(DUTY_THREAD);
-        this.duty = new AgentRunner(idleStrategy(), AeronMedia::onDutyError, null, agents);
+        this.dutyIdle = idleStrategy(false);
+        this.duty = new AgentRunner(dutyIdle, AeronMedia::onDutyError, null, agents);
         if (invoked)
         {
             startDuty();
@@ -126,7 +129,7 @@ public final class AeronMedia implements AutoCloseable
             .dirDeleteOnStart(deleteOnStart)
             .dirDeleteOnShutdown(true)
             .threadingMode(threadingMode)
-            .sharedIdleStrategy(idleStrategy())
+            .sharedIdleStrategy(idleStrategy(true))
             .termBufferSparseFile(true)
             .warnIfDirectoryExists(false);
         SocketBuffers.apply(context);
@@ -163,13 +166,14 @@ public final class AeronMedia implements AutoCloseable
     }
 
     /**
+     * @param anyWorkCounts true for a standalone driver's thread, which sees no link handle messages.
      * @return the idle strategy of the duty thread (and of a standalone driver's thread): short parks while messages
      *         flow, long ones once the link idles.
      */
-    static RecentWorkIdleStrategy idleStrategy()
+    static RecentWorkIdleStrategy idleStrategy(final boolean anyWorkCounts)
     {
         return new RecentWorkIdleStrategy(10, 20, 1_000, HOT_MAX_PARK_NANOS, IDLE_MAX_PARK_NANOS,
-            HOT_WINDOW_NANOS);
+            HOT_WINDOW_NANOS, anyWorkCounts);
     }
 
     public Aeron aeron()
@@ -202,7 +206,7 @@ public final class AeronMedia implements AutoCloseable
         {
             startDuty();
         }
-        final Agent isolated = new IsolatedAgent(agent, errorHandler);
+        final Agent isolated = new IsolatedAgent(agent, errorHandler, dutyIdle::messagesHandled);
         change(() -> agents.tryAdd(isolated), agents::hasAddAgentCompleted, "attach " + agent.roleName());
         return isolated;
     }

@@ -5,17 +5,20 @@ import org.agrona.concurrent.Agent;
 
 /**
  * A link's agent inside the shared Aeron duty cycle: an exception of its duty cycle goes to the link's own error
- * handler (which declares that link lost) instead of ending the cycle for the driver and the other links.
+ * handler (which declares that link lost) instead of ending the cycle for the driver and the other links. Work it
+ * does is reported to {@code onWork} (the duty thread's idle strategy: messages are flowing).
  */
 final class IsolatedAgent implements Agent
 {
     private final Agent agent;
     private final ErrorHandler errorHandler;
+    private final Runnable onWork;
 
-    IsolatedAgent(final Agent agent, final ErrorHandler errorHandler)
+    IsolatedAgent(final Agent agent, final ErrorHandler errorHandler, final Runnable onWork)
     {
         this.agent = agent;
         this.errorHandler = errorHandler;
+        this.onWork = onWork;
     }
 
     @Override
@@ -36,7 +39,12 @@ final class IsolatedAgent implements Agent
     {
         try
         {
-            return agent.doWork();
+            final int work = agent.doWork();
+            if (work > 0)
+            {
+                onWork.run();
+            }
+            return work;
         }
         catch (final Throwable error)
         {

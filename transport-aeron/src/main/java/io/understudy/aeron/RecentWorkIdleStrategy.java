@@ -6,11 +6,17 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The duty thread's idle strategy: spin, yield, then park for doubling periods, like Agrona's backoff strategy, but
- * with the longest park chosen by how recently the thread had work. While messages flow (work within the last
+ * with the longest park chosen by how recently messages were handled. While messages flow (handled within the last
  * {@code hotWindowNanos}) a park lasts at most {@code hotMaxParkNanos}, because every message of a round trip waits
  * for the next wake-up of a parked duty thread on each host: with parks of up to 1 ms, four of them could add
  * milliseconds to one request. After the window the parks grow to {@code idleMaxParkNanos}, which keeps an idle
  * link off a small host's cores.
+ * <p>
+ * What counts as handling messages: with {@code anyWorkCounts}, any work of the duty cycle (a standalone driver's
+ * thread, which sees no links). Otherwise only {@link #messagesHandled()}, which the duty cycle calls when a link's
+ * agent did work; the embedded driver's housekeeping (heartbeats of idle publications, status messages, timers:
+ * dozens of events a second on an idle link) then neither starts the backoff over nor makes the thread hot. When it
+ * did, each event bought 10 ms of short parks, and an idle link's duty thread used 11% of a core.
  * <p>
  * Not thread-safe: one duty thread owns it.
  */
@@ -22,6 +28,7 @@ final class RecentWorkIdleStrategy implements IdleStrategy
     private final long hotMaxParkNanos;
     private final long idleMaxParkNanos;
     private final long hotWindowNanos;
+    private final boolean anyWorkCounts;
     private long lastWorkNanos;
     private int spins;
     private int yields;
@@ -29,7 +36,7 @@ final class RecentWorkIdleStrategy implements IdleStrategy
 
     RecentWorkIdleStrategy(
         final int maxSpins, final int maxYields, final long minParkNanos, final long hotMaxParkNanos,
-        final long idleMaxParkNanos, final long hotWindowNanos)
+        final long idleMaxParkNanos, final long hotWindowNanos, final boolean anyWorkCounts)
     {
         if (minParkNanos <= 0 || hotMaxParkNanos < minParkNanos || idleMaxParkNanos < hotMaxParkNanos)
         {
@@ -41,7 +48,15 @@ final class RecentWorkIdleStrategy implements IdleStrategy
         this.hotMaxParkNanos = hotMaxParkNanos;
         this.idleMaxParkNanos = idleMaxParkNanos;
         this.hotWindowNanos = hotWindowNanos;
+        this.anyWorkCounts = anyWorkCounts;
         this.lastWorkNanos = System.nanoTime() - hotWindowNanos;
+        reset();
+    }
+
+    /** Messages were handled: the thread is hot, and the backoff starts over. */
+    void messagesHandled()
+    {
+        lastWorkNanos = System.nanoTime();
         reset();
     }
 
@@ -50,8 +65,10 @@ final class RecentWorkIdleStrategy implements IdleStrategy
     {
         if (workCount > 0)
         {
-            lastWorkNanos = System.nanoTime();
-            reset();
+            if (anyWorkCounts)
+            {
+                messagesHandled();
+            }
             return;
         }
         idle();

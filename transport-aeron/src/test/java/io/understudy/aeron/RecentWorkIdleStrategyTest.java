@@ -18,7 +18,7 @@ class RecentWorkIdleStrategyTest
     @Test
     void parksDoubleUpToTheHotCapWhileWorkIsRecentThenUpToTheIdleCap()
     {
-        final RecentWorkIdleStrategy strategy = new RecentWorkIdleStrategy(0, 0, MIN, HOT, IDLE, WINDOW);
+        final RecentWorkIdleStrategy strategy = new RecentWorkIdleStrategy(0, 0, MIN, HOT, IDLE, WINDOW, true);
         strategy.idle(1);
         final long now = System.nanoTime();
         final long[] hot = new long[8];
@@ -40,7 +40,7 @@ class RecentWorkIdleStrategyTest
     @Test
     void workStartsTheParksOverAndMakesTheThreadHotAgain()
     {
-        final RecentWorkIdleStrategy strategy = new RecentWorkIdleStrategy(0, 0, MIN, HOT, IDLE, WINDOW);
+        final RecentWorkIdleStrategy strategy = new RecentWorkIdleStrategy(0, 0, MIN, HOT, IDLE, WINDOW, true);
         for (int i = 0; i < 20; i++)
         {
             strategy.nextPark(System.nanoTime());
@@ -52,9 +52,30 @@ class RecentWorkIdleStrategyTest
     }
 
     @Test
+    void withoutAnyWorkCountingOnlyHandledMessagesMakeTheThreadHot()
+    {
+        final RecentWorkIdleStrategy strategy = new RecentWorkIdleStrategy(0, 0, MIN, HOT, IDLE, WINDOW, false);
+        for (int i = 0; i < 20; i++)
+        {
+            strategy.nextPark(System.nanoTime());
+        }
+        strategy.idle(5);
+        assertEquals(IDLE, strategy.nextPark(System.nanoTime()), "driver housekeeping leaves the backoff as it was");
+
+        strategy.messagesHandled();
+        strategy.idle(5);
+        assertEquals(MIN, strategy.nextPark(System.nanoTime()));
+        for (int i = 0; i < 20; i++)
+        {
+            strategy.nextPark(System.nanoTime());
+        }
+        assertEquals(HOT, strategy.nextPark(System.nanoTime()), "hot after messages");
+    }
+
+    @Test
     void capsOutOfOrderAreRefused()
     {
-        assertThrows(IllegalArgumentException.class, () -> new RecentWorkIdleStrategy(0, 0, MIN, IDLE, HOT, WINDOW));
-        assertThrows(IllegalArgumentException.class, () -> new RecentWorkIdleStrategy(0, 0, 0, HOT, IDLE, WINDOW));
+        assertThrows(IllegalArgumentException.class, () -> new RecentWorkIdleStrategy(0, 0, MIN, IDLE, HOT, WINDOW, true));
+        assertThrows(IllegalArgumentException.class, () -> new RecentWorkIdleStrategy(0, 0, 0, HOT, IDLE, WINDOW, true));
     }
 }

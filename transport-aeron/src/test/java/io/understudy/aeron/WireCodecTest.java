@@ -102,9 +102,16 @@ class WireCodecTest
         assertEquals("127.0.0.1", udp.host());
         final ChannelUri published = ChannelUri.parse(udp.publicationChannel());
         assertEquals("127.0.0.1:40456", published.get("endpoint"));
-        assertEquals("8192", published.get("mtu"));
+        assertEquals("65504", published.get("mtu"), "loopback carries the largest UDP payload unfragmented");
         assertEquals("16777216", published.get("term-length"));
+        assertEquals("8192", ChannelUri.parse(AeronChannel.parse("aeron:udp?endpoint=10.1.2.3:40456")
+            .publicationChannel()).get("mtu"));
+        assertEquals("1408", ChannelUri.parse(AeronChannel.parse("aeron:udp?endpoint=127.0.0.1:40456|mtu=1408")
+            .publicationChannel()).get("mtu"), "the URI's own MTU is kept");
         assertTrue(AeronChannel.parse("aeron:ipc").isIpc());
+        assertEquals("65504", ChannelUri.parse(AeronChannel.parse("aeron:ipc").publicationChannel()).get("mtu"));
+        assertEquals("8192", ChannelUri.parse(AeronChannel.parse("aeron:ipc?term-length=64k")
+            .publicationChannel()).get("mtu"), "at most the largest message of a short term");
         assertThrows(IllegalArgumentException.class,
             () -> AeronChannel.parse("aeron:udp?interface=127.0.0.1"));
         assertThrows(IllegalArgumentException.class,
