@@ -111,7 +111,8 @@ final class SecondaryCommand implements Callable<Integer>
             group = new DiskGroup("secondary", replica, disks);
             try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared,
                     replica.control, out);
-                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(false)))
+                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(
+                    specs.stream().anyMatch(disk -> disk.listen() instanceof AeronUri))))
             {
                 try
                 {
