@@ -100,7 +100,8 @@ final class ReplicaOptions
      *         measured about twice the replicated 4 KiB random-read IOPS of two workers on the primary, and about
      *         1.4x the 4 KiB random-write IOPS at queue depth 32 on a secondary linked over NBD (buffered files: the
      *         hand-off costs more than the page-cache copy). Over Aeron the receiving thread is the duty thread,
-     *         which also sends heartbeats and acks: a write stuck in dirty-page throttling must not stop those.
+     *         which also sends heartbeats and acks for every disk: an fdatasync of a forwarded flush on a slow disk
+     *         must not stop those for seconds (inline, Aeron's QD32 writes measured 1.2-1.5x those of two workers).
      */
     int ioWorkers(final boolean secondaryOverAeron)
     {
