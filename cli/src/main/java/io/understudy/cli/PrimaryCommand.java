@@ -90,7 +90,7 @@ final class PrimaryCommand implements Callable<Integer>
             group = new DiskGroup("primary", replica, disks);
             try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.PRIMARY, replica.shared,
                     replica.control, out);
-                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(false)))
+                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(false), replica.ioOffload(false)))
             {
                 try
                 {

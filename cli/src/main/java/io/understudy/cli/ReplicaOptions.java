@@ -1,6 +1,7 @@
 package io.understudy.cli;
 
 import io.understudy.engine.io.IoMode;
+import io.understudy.engine.io.IoOffload;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
@@ -66,8 +67,14 @@ final class ReplicaOptions
     @Option(names = "--io-workers", paramLabel = "N",
         description = "Worker threads of the thread backend, 0 for inline I/O on the thread that submits it " +
             "(default: 0, so that NBD connection threads do their own page-cache I/O as with serve; 2 on a " +
-            "secondary with an Aeron link, whose duty thread must not wait for a disk).")
+            "secondary with an Aeron link, for its flushes: see --io-offload).")
     Integer ioWorkers;
+
+    @Option(names = "--io-offload", paramLabel = "WHAT",
+        description = "What the I/O workers take: all, or flushes (flushes and FUA writes; reads and writes then " +
+            "run inline). Default: flushes on a secondary with an Aeron link, whose duty thread must not wait " +
+            "for a disk; all elsewhere.")
+    IoOffload ioOffload;
 
     @Option(names = "--inject-fault", paramLabel = "TARGET:KIND:NTH[+]:ERRNO",
         converter = InjectedFault.Converter.class, description = InjectedFault.DESCRIPTION)
@@ -96,16 +103,35 @@ final class ReplicaOptions
     }
 
     /**
-     * @return --io-workers, else the default: inline, except on a secondary that receives over Aeron. Inline I/O
-     *         measured about twice the replicated 4 KiB random-read IOPS of two workers on the primary, and about
-     *         1.4x the 4 KiB random-write IOPS at queue depth 32 on a secondary linked over NBD (buffered files: the
-     *         hand-off costs more than the page-cache copy). Over Aeron the receiving thread is the duty thread,
-     *         which also sends heartbeats and acks for every disk: an fdatasync of a forwarded flush on a slow disk
-     *         must not stop those for seconds (inline, Aeron's QD32 writes measured 1.2-1.5x those of two workers).
+     * @return --io-workers, else the default: 2 where only flushes leave the submitting thread (flushes of two
+     *         disks then wait side by side), else inline. Inline I/O measured about twice the replicated 4 KiB
+     *         random-read IOPS of two workers on the primary, and about 1.4x the 4 KiB random-write IOPS at queue
+     *         depth 32 on a secondary linked over NBD (buffered files: the hand-off costs more than the page-cache
+     *         copy).
      */
     int ioWorkers(final boolean secondaryOverAeron)
     {
-        return ioWorkers != null ? ioWorkers : secondaryOverAeron ? 2 : 0;
+        if (ioWorkers != null)
+        {
+            return ioWorkers;
+        }
+        return ioOffload(secondaryOverAeron) == IoOffload.FLUSHES ? 2 : 0;
+    }
+
+    /**
+     * @return --io-offload, else the default: flushes on a secondary that receives over Aeron, else all (which,
+     *         with the default of no workers, means inline). Over Aeron the receiving thread is the duty thread,
+     *         which also sends heartbeats and acks for every disk: an fdatasync of a forwarded flush on a slow disk
+     *         must not stop those for seconds, but handing it every write too cost a fifth to a third of the QD32
+     *         4 KiB write IOPS.
+     */
+    IoOffload ioOffload(final boolean secondaryOverAeron)
+    {
+        if (ioOffload != null)
+        {
+            return ioOffload;
+        }
+        return secondaryOverAeron ? IoOffload.FLUSHES : IoOffload.ALL;
     }
 
     /** The checks of {@link #validate()} that concern the whole sidecar, not one of its disks. */
@@ -127,6 +153,11 @@ final class ReplicaOptions
         if (ioWorkers != null && (ioWorkers < 0 || ioWorkers > 64))
         {
             throw new UserException("--io-workers must be in [0, 64]");
+        }
+        if (ioOffload == IoOffload.FLUSHES && ioWorkers != null && ioWorkers == 0)
+        {
+            throw new UserException("--io-offload flushes needs --io-workers of 1 or more: with 0 every request " +
+                "runs inline");
         }
         if (ioTimeoutMillis <= 0)
         {

@@ -109,10 +109,11 @@ final class SecondaryCommand implements Callable<Integer>
                     replica.isMultiDisk(), events, out)));
             }
             group = new DiskGroup("secondary", replica, disks);
+            final boolean overAeron = specs.stream().anyMatch(disk -> disk.listen() instanceof AeronUri);
             try (DaemonCounters _ = counters = countersOptions.open(DaemonRole.SECONDARY, replica.shared,
                     replica.control, out);
-                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(
-                    specs.stream().anyMatch(disk -> disk.listen() instanceof AeronUri))))
+                IoEngine engine = IoEngines.create(replica.ioMode, replica.ioWorkers(overAeron),
+                    replica.ioOffload(overAeron)))
             {
                 try
                 {

@@ -4,6 +4,7 @@ import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.FaultInjectingDevice;
 import io.understudy.engine.io.FileOptions;
+import io.understudy.engine.io.IoOffload;
 import io.understudy.engine.io.threads.ThreadPoolIoEngine;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -147,6 +148,36 @@ class ReplicaArgumentsTest
             "--heartbeat-timeout-ms", "500").toArray(String[]::new)));
         assertTrue(err.toString().contains("--heartbeat-timeout-ms (500) must exceed --heartbeat-ms (500)"),
             err.toString());
+    }
+
+    @Test
+    void ioOffloadIsAllOrFlushesAndFlushesNeedAWorker() throws IOException
+    {
+        assertEquals(2, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--io-offload", "reads")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--io-offload") && err.toString().contains("[ALL, FLUSHES]"),
+            err.toString());
+        assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--io-offload", "flushes",
+            "--io-workers", "0").toArray(String[]::new)));
+        assertTrue(err.toString().contains("--io-offload flushes needs --io-workers of 1 or more"), err.toString());
+    }
+
+    @Test
+    void ioThreadsDefaultToInlineExceptFlushesOnAnAeronSecondary()
+    {
+        final ReplicaOptions defaults = new ReplicaOptions();
+        assertEquals(IoOffload.FLUSHES, defaults.ioOffload(true));
+        assertEquals(2, defaults.ioWorkers(true));
+        assertEquals(IoOffload.ALL, defaults.ioOffload(false));
+        assertEquals(0, defaults.ioWorkers(false));
+
+        final ReplicaOptions inline = new ReplicaOptions();
+        inline.ioWorkers = 0;
+        assertEquals(0, inline.ioWorkers(true), "an explicit 0 runs everything inline, flushes too");
+
+        final ReplicaOptions flushWorkers = new ReplicaOptions();
+        flushWorkers.ioOffload = IoOffload.FLUSHES;
+        assertEquals(2, flushWorkers.ioWorkers(false), "asking for offloaded flushes brings workers for them");
     }
 
     @Test

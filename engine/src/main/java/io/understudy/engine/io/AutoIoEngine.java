@@ -27,11 +27,12 @@ public final class AutoIoEngine implements IoEngine
     /**
      * @param uringRefusal  null if the io_uring probe succeeded, else why it failed.
      * @param threadWorkers workers of the thread backend (0: inline on the submitting thread).
+     * @param offload       which requests of the thread backend go to its workers.
      */
-    AutoIoEngine(final String uringRefusal, final int threadWorkers)
+    AutoIoEngine(final String uringRefusal, final int threadWorkers, final IoOffload offload)
     {
         this.uringRefusal = uringRefusal;
-        this.threads = new ThreadPoolIoEngine(threadWorkers);
+        this.threads = new ThreadPoolIoEngine(threadWorkers, offload);
     }
 
     @Override

@@ -46,9 +46,20 @@ public final class IoEngines
      */
     public static IoEngine create(final IoMode mode, final int threadWorkers) throws IOException
     {
+        return create(mode, threadWorkers, IoOffload.ALL);
+    }
+
+    /**
+     * @param threadWorkers workers of the thread backend; 0 runs every request inline.
+     * @param offload       which requests of the thread backend go to its workers, see {@link IoOffload}.
+     * @throws IOException if {@code mode} is {@link IoMode#URING} and io_uring is unavailable.
+     */
+    public static IoEngine create(final IoMode mode, final int threadWorkers, final IoOffload offload)
+        throws IOException
+    {
         return switch (mode)
         {
-            case THREADS -> new ThreadPoolIoEngine(threadWorkers);
+            case THREADS -> new ThreadPoolIoEngine(threadWorkers, offload);
             case URING ->
             {
                 final String refusal = probe();
@@ -58,7 +69,7 @@ public final class IoEngines
                 }
                 yield new UringIoEngine();
             }
-            case AUTO -> new AutoIoEngine(probe(), threadWorkers);
+            case AUTO -> new AutoIoEngine(probe(), threadWorkers, offload);
         };
     }
 

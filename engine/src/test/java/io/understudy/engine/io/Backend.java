@@ -13,6 +13,7 @@ enum Backend
 {
     THREADS(false),
     THREADS_INLINE(false),
+    THREADS_FLUSHES_OFFLOADED(false),
     THREADS_DIRECT(true),
     URING_BUFFERED(false),
     URING_DIRECT(true),
@@ -34,9 +35,10 @@ enum Backend
         return this == URING_BUFFERED || this == URING_DIRECT || this == URING_FIXED;
     }
 
+    /** @return true if reads and plain writes complete inline, before the submit call returns. */
     boolean isInline()
     {
-        return this == THREADS_INLINE;
+        return this == THREADS_INLINE || this == THREADS_FLUSHES_OFFLOADED;
     }
 
     FileOptions options()
@@ -51,6 +53,7 @@ enum Backend
         {
             case THREADS, THREADS_DIRECT -> new ThreadPoolIoEngine(2);
             case THREADS_INLINE -> new ThreadPoolIoEngine(0);
+            case THREADS_FLUSHES_OFFLOADED -> new ThreadPoolIoEngine(1, IoOffload.FLUSHES);
             case URING_BUFFERED, URING_DIRECT -> new UringIoEngine();
             case URING_FIXED -> new UringIoEngine(UringIoEngine.DEFAULT_RING_ENTRIES, pool);
         };

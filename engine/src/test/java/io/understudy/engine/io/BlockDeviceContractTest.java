@@ -43,9 +43,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The {@link BlockDevice} contract, run against every backend configuration ({@link Backend}): the thread
- * backend (2 workers, inline, O_DIRECT) is the reference, io_uring (buffered, O_DIRECT, fixed buffers)
- * must behave exactly alike. Files live in /tmp (ext4, where O_DIRECT alignment is enforced) unless a test
- * needs tmpfs or a file system it mounts itself.
+ * backend (2 workers, inline, flushes only on a worker, O_DIRECT) is the reference, io_uring (buffered,
+ * O_DIRECT, fixed buffers) must behave exactly alike. Files live in /tmp (ext4, where O_DIRECT alignment is
+ * enforced) unless a test needs tmpfs or a file system it mounts itself.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class BlockDeviceContractTest

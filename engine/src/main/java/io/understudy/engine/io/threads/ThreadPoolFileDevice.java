@@ -45,7 +45,7 @@ final class ThreadPoolFileDevice extends FileDevice
         }
         final Request request = requests[slot];
         request.set(op, offset, buffer, length, flags, completion, cookie);
-        if (engine.isInline())
+        if (engine.runsInline(op, flags))
         {
             request.execute(callerErrno());
             return true;

@@ -3,7 +3,9 @@ package io.understudy.engine.io.threads;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
+import io.understudy.engine.io.IoOffload;
 import io.understudy.engine.io.posix.LibC;
+import io.understudy.engine.io.posix.Op;
 import io.understudy.engine.io.posix.PosixFile;
 import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
@@ -15,7 +17,8 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The portable backend: blocking positional syscalls (pread, pwrite, fdatasync, fallocate) executed by a
- * small pool of worker threads, or inline on the submitting thread when the pool has no workers.
+ * small pool of worker threads, or inline on the submitting thread: every request when the pool has no
+ * workers, all but flushes and FUA requests with {@link IoOffload#FLUSHES}.
  * <p>
  * Measured on 2 vCPUs, page-cache and tmpfs I/O is as fast or faster this way than through io_uring, which
  * punts such I/O to its own worker threads anyway; see {@code docs/jvm-stack.md} in the shared notes.
@@ -34,6 +37,7 @@ public final class ThreadPoolIoEngine implements IoEngine
     private final ManyToManyConcurrentArrayQueue<ThreadPoolFileDevice.Request> queue =
         new ManyToManyConcurrentArrayQueue<>(QUEUE_CAPACITY);
     private final Thread[] workers;
+    private final IoOffload offload;
     /** 1 while worker i is parked or about to park, 0 otherwise. */
     private final AtomicIntegerArray parked;
     private volatile boolean running = true;
@@ -44,10 +48,20 @@ public final class ThreadPoolIoEngine implements IoEngine
      */
     public ThreadPoolIoEngine(final int workerCount)
     {
+        this(workerCount, IoOffload.ALL);
+    }
+
+    /**
+     * @param workerCount threads executing the requests {@code offload} selects; 0 executes every request inline.
+     * @param offload     which requests go to the workers; the others complete inline, before submit returns.
+     */
+    public ThreadPoolIoEngine(final int workerCount, final IoOffload offload)
+    {
         if (workerCount < 0)
         {
             throw new IllegalArgumentException("workerCount must be >= 0: " + workerCount);
         }
+        this.offload = offload;
         workers = new Thread[workerCount];
         parked = new AtomicIntegerArray(Math.max(1, workerCount));
         for (int i = 0; i < workerCount; i++)
@@ -75,9 +89,14 @@ public final class ThreadPoolIoEngine implements IoEngine
         return new ThreadPoolFileDevice(this, PosixFile.open(path, options), options.queueDepth());
     }
 
-    boolean isInline()
+    /** @return true if a request of this kind runs on the submitting thread. */
+    boolean runsInline(final int op, final int flags)
     {
-        return workers.length == 0;
+        if (workers.length == 0)
+        {
+            return true;
+        }
+        return offload == IoOffload.FLUSHES && op != Op.FLUSH && (flags & BlockDevice.FLAG_FUA) == 0;
     }
 
     /** @return false if the hand-over queue is full (back-pressure). */
