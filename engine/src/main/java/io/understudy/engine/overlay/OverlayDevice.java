@@ -24,7 +24,7 @@ import java.util.concurrent.locks.LockSupport;
  * <pre>
  *   allocated  the storage holds the cluster's complete current content; reads take it from here
  *   busy       one request owns the cluster while making it allocated (copy-up or whole-cluster write)
- *   releasing  dropped by make-empty, storage not yet given back; writes to it wait
+ *   releasing  dropped by make-empty, storage not yet given back; a write claims it instead
  * </pre>
  * <b>Partial writes copy up.</b> A write that covers part of an unallocated cluster first reads the whole
  * cluster from the backing into a per-request scratch buffer, merges the new bytes in and writes the
@@ -48,12 +48,14 @@ import java.util.concurrent.locks.LockSupport;
  * backing write to those clusters had started before the read finished.
  * <p>
  * <b>make-empty</b> ({@link #makeEmpty}) turns the allocated set into the releasing set, so reads right after
- * it go to the backing; a background chain gives the storage back (hole punch for files, chunk free for
- * memory) and clears the releasing bits, and writes to a cluster still being released wait for it. When the
- * previous release has finished, the two bitmaps simply swap roles (constant time on the checkpoint path,
- * the clearing happens in the background as the storage is released); otherwise the allocated bits are
- * drained into the releasing set in one walk of the dirty part. It requires the device to be quiescent (no request in flight): reads in flight
- * could otherwise be served from storage being freed.
+ * it go to the backing; a chain driven by the owner's duty cycle ({@link #doWork}) gives the storage back
+ * (hole punch for files, chunk free for memory) and clears the releasing bits. A write to a dropped cluster
+ * does not wait for that: it claims the cluster from the chain and overwrites its storage whole; only a write
+ * to a cluster whose punch is in flight waits for it. When the previous release has finished, the two bitmaps
+ * simply swap roles (constant time on the checkpoint path, the clearing happens in the background as the
+ * storage is released); otherwise the allocated bits are drained into the releasing set in one walk of the
+ * dirty part. It requires the device to be quiescent (no request in flight): reads in flight could otherwise
+ * be served from storage being freed.
  * <p>
  * <b>Durability.</b> A write with {@link #FLAG_FUA} ends with a storage flush; {@link #flush} flushes the
  * storage only (the backing is never written outside a commit, which flushes it itself).
@@ -358,7 +360,8 @@ public final class OverlayDevice implements BlockDevice
                 dropped.drainTo(spare);
             }
         }
-        releaser.kick();
+        // The release starts at the owner's next duty cycle (doWork), not here: with inline storage I/O the
+        // chain would punch every dropped cluster on this thread, inside the checkpoint that holds all writes.
         completion.onComplete(cookie, 0);
         return true;
     }
@@ -524,11 +527,9 @@ public final class OverlayDevice implements BlockDevice
                 final long next = nextAllocated(position);
                 return choose(IO_READ_BACKING, position, next < 0 ? end : Math.min(end, next));
             }
-            // Releasing bits only clear while we are in flight (make-empty needs a quiescent device), so a
-            // cluster not releasing now stays so; allocated and releasing are never both set.
-            if (releasing.get(cluster) || !busy.testAndSet(cluster))
+            if (!busy.testAndSet(cluster))
             {
-                return STEP_BLOCKED; // wait for the release, or for the request making it allocated
+                return STEP_BLOCKED; // wait for the request making it allocated, or for its hole punch
             }
             // Re-check under ownership: the previous owner may have just allocated it.
             if (allocated.get(cluster))
@@ -537,6 +538,7 @@ public final class OverlayDevice implements BlockDevice
                 signal();
                 return STEP_CONTINUE;
             }
+            claimFromRelease(cluster);
             final long clusterStart = cluster << clusterShift;
             final long clusterEnd = Math.min(size, clusterStart + clusterSize);
             heldFrom = cluster;
@@ -546,7 +548,7 @@ public final class OverlayDevice implements BlockDevice
                 long next = cluster + 1;
                 while (next < clusterCount && Math.min(size, (next + 1) << clusterShift) <= end &&
                     ((next + 1) << clusterShift) - position <= maxRun() && !allocated.get(next) &&
-                    !releasing.get(next) && busy.testAndSet(next))
+                    busy.testAndSet(next))
                 {
                     if (allocated.get(next))
                     {
@@ -554,6 +556,7 @@ public final class OverlayDevice implements BlockDevice
                         signal();
                         break;
                     }
+                    claimFromRelease(next);
                     next++;
                 }
                 heldTo = next;
@@ -561,6 +564,17 @@ public final class OverlayDevice implements BlockDevice
             }
             heldTo = cluster + 1;
             return choose(IO_COPY_READ, clusterStart, clusterEnd);
+        }
+
+        /**
+         * Takes a cluster that make-empty dropped away from the release chain, so that this write need not wait
+         * for its hole punch: we own its {@code busy} bit, which the chain also takes before punching, and we
+         * write the whole cluster (fresh or copied up) before it becomes allocated, so its old storage is
+         * overwritten rather than given back. Allocated and releasing are never both set.
+         */
+        private void claimFromRelease(final long cluster)
+        {
+            releasing.testAndClear(cluster);
         }
 
         private int choose(final int io, final long start, final long end)
@@ -695,11 +709,19 @@ public final class OverlayDevice implements BlockDevice
 
     /**
      * Gives back the storage of clusters dropped by make-empty, one run at a time, clearing their releasing
-     * bits as it goes. At most one chain runs ({@link #active}).
+     * bits as it goes. At most one chain runs ({@link #active}). Before punching a run the chain takes each
+     * cluster's {@code busy} bit, the ownership writers take too: a write that owns a dropped cluster first
+     * claims it ({@code Request.claimFromRelease}) and the chain skips it; a write to a cluster being punched
+     * waits for the punch. A chain gives back at most {@value #RUNS_PER_TURN} runs per turn and then pauses
+     * until the next duty cycle, so that inline storage I/O never holds the owner's thread for a whole set.
      */
     private final class Releaser implements IoCompletion
     {
+        private static final int RUNS_PER_TURN = 64;
+
         private final AtomicBoolean active = new AtomicBoolean();
+        /** A running chain that gave up its turn: the next {@link #kick} resumes it (whoever wins the CAS). */
+        private final AtomicBoolean paused = new AtomicBoolean();
         /** The storage pushed back: retried at the next completion here or {@link #doWork()}. */
         private volatile boolean stalled;
         private final AtomicInteger guard = new AtomicInteger();
@@ -710,6 +732,11 @@ public final class OverlayDevice implements BlockDevice
 
         void kick()
         {
+            if (paused.get() && paused.compareAndSet(true, false))
+            {
+                run();
+                return;
+            }
             // A running chain goes on from its own completions. The active check comes first because the scan
             // costs a walk of every word dirtied since the last clear-all, and the duty cycle calls this often.
             if (!active.get() && !releasing.isEmpty() && active.compareAndSet(false, true))
@@ -722,14 +749,22 @@ public final class OverlayDevice implements BlockDevice
 
         private void run()
         {
+            int runs = 0;
             while (true)
             {
+                if (runs++ == RUNS_PER_TURN)
+                {
+                    paused.set(true);
+                    return;
+                }
                 final long first = releasing.nextSetBit(cursor);
                 if (first < 0 && cursor > 0)
                 {
-                    // Wrap once: a make-empty may have added clusters behind the cursor.
+                    // Wrap once, at the next turn: a make-empty may have added clusters behind the cursor, and a
+                    // cluster skipped because a write owned it is claimed by that write in a moment.
                     cursor = 0;
-                    continue;
+                    paused.set(true);
+                    return;
                 }
                 if (first < 0)
                 {
@@ -751,16 +786,27 @@ public final class OverlayDevice implements BlockDevice
                     }
                     continue;
                 }
-                final long clear = releasing.nextClearBit(first);
+                if (!take(first))
+                {
+                    cursor = first + 1; // a write owns it and claims it
+                    continue;
+                }
+                long next = first + 1;
+                while (next < clusterCount && take(next))
+                {
+                    next++;
+                }
                 from = first;
-                to = clear < 0 ? clusterCount : clear;
+                to = next;
                 guard.set(GUARD_SUBMITTING);
                 final long start = from << clusterShift;
                 if (!storage.release(start, Math.min(size, to << clusterShift) - start, this, 0))
                 {
                     guard.set(GUARD_IDLE);
+                    busy.clearRange(from, to);
                     stalled = true;
                     active.set(false);
+                    waiting.signal(); // not signal(): that would kick this chain again at once
                     return;
                 }
                 if (guard.compareAndSet(GUARD_SUBMITTING, GUARD_AWAITING))
@@ -770,6 +816,23 @@ public final class OverlayDevice implements BlockDevice
                 guard.set(GUARD_IDLE);
                 released();
             }
+        }
+
+        /** @return true if the chain now owns a cluster that is still to be released. */
+        private boolean take(final long cluster)
+        {
+            if (!releasing.get(cluster) || !busy.testAndSet(cluster))
+            {
+                return false;
+            }
+            if (releasing.get(cluster))
+            {
+                return true;
+            }
+            // A write claimed it and gave up ownership between our two reads.
+            busy.testAndClear(cluster);
+            signal();
+            return false;
         }
 
         @Override
@@ -788,6 +851,7 @@ public final class OverlayDevice implements BlockDevice
             // A failed hole punch leaves the space used but is harmless for correctness: the clusters are
             // unreachable and are rewritten whole before being read again.
             releasing.clearRange(from, to);
+            busy.clearRange(from, to);
             cursor = to;
             signal();
         }

@@ -114,7 +114,7 @@ class OverlayFaultTest
     }
 
     @Test
-    void writesRightAfterMakeEmptyWaitForTheBackgroundReleaseOfTheirCluster() throws Exception
+    void aWriteToADroppedClusterClaimsItUnlessItsHolePunchIsInFlight() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
             Arena arena = Arena.ofShared())
@@ -129,13 +129,32 @@ class OverlayFaultTest
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
                 assertTrue(overlay.isReleasing());
                 assertArrayEquals(original, SyncIo.read(overlay, 0, buffer, SIZE), "reads go through at once");
+
+                // No duty cycle has run, so no punch has started: the write claims its cluster and goes on.
                 assertEquals(100, SyncIo.write(overlay, CLUSTER + 10, buffer, filled(100, 0x33)));
+                assertEquals(2 * CLUSTER, SyncIo.write(overlay, 2 * CLUSTER, buffer, filled(2 * CLUSTER, 0x55)),
+                    "whole clusters are claimed too");
+                assertEquals(0, storage.releasedAt, "nothing released yet");
+
+                // The chain punches cluster 0 alone (the others are claimed); a write there waits for that punch.
+                overlay.doWork();
+                assertEquals(100, SyncIo.write(overlay, 10, buffer, filled(100, 0x44)));
                 final long written = System.nanoTime();
                 assertTrue(storage.releasedAt > 0 && storage.releasedAt <= written,
-                    "the write waited for the release of its cluster");
+                    "the write waited for the punch in flight on its cluster");
+
+                final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (overlay.isReleasing() && System.nanoTime() < deadline)
+                {
+                    overlay.doWork();
+                    Thread.sleep(5);
+                }
                 assertFalse(overlay.isReleasing());
+                assertEquals(List.of(0L), storage.releasedClusters(), "claimed clusters are not punched");
                 final byte[] expected = original.clone();
+                Arrays.fill(expected, 10, 110, (byte)0x44);
                 Arrays.fill(expected, CLUSTER + 10, CLUSTER + 110, (byte)0x33);
+                Arrays.fill(expected, 2 * CLUSTER, 4 * CLUSTER, (byte)0x55);
                 assertArrayEquals(expected, SyncIo.read(overlay, 0, buffer, SIZE));
             }
             finally
@@ -162,6 +181,7 @@ class OverlayFaultTest
                     assertEquals(10, SyncIo.write(overlay, (long)cluster * CLUSTER, buffer, filled(10, 0x22)));
                 }
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                overlay.doWork();
                 // The chain is busy with cluster 9; these are dropped behind where it goes on from.
                 for (final int cluster : new int[]{1, 3})
                 {
@@ -171,6 +191,7 @@ class OverlayFaultTest
                 final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
                 while (overlay.isReleasing() && System.nanoTime() < deadline)
                 {
+                    overlay.doWork();
                     Thread.sleep(10);
                 }
                 assertFalse(overlay.isReleasing());
@@ -330,6 +351,8 @@ class OverlayFaultTest
                 }
                 assertEquals(3 * CLUSTER, total);
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                assertEquals(CLUSTER, memory.allocatedBytes(), "make-empty leaves the release to the duty cycle");
+                overlay.doWork();
                 assertEquals(0, memory.allocatedBytes(), "chunk freed");
                 assertFalse(overlay.isReleasing());
             }
