@@ -374,6 +374,10 @@ public final class AeronSecondaryEndpoint implements AutoCloseable
             work += barrier();
             work += data.controlledPoll(dataAssembler, FRAGMENT_LIMIT);
             work += control.poll(controlAssembler, FRAGMENT_LIMIT);
+            // Requests the sink completed inline during the poll are acknowledged in this cycle, so that the
+            // driver sends their acks at the start of the next one rather than a cycle later.
+            work += collectCompletions();
+            work += sendAcks();
             work += heartbeat();
             return work;
         }
