@@ -187,11 +187,11 @@ class OverlayConcurrencyTest
         return Files.write(dir.resolve("disk"), initial);
     }
 
-    /** @return an overlay over {@code disk} whose storage is a file, so that releases punch real holes. */
+    /** @return an overlay over {@code disk} whose storage is a file, so that releases punch real holes at once. */
     private OverlayDevice overlayOver(final IoEngine engine, final BlockDevice disk) throws IOException
     {
         return new OverlayDevice(disk, FileOverlayStorage.create(engine, dir.resolve("overlay"),
-            (long)CLUSTER * CLUSTERS, FileOptions.readWrite()), CLUSTER, 16);
+            (long)CLUSTER * CLUSTERS, FileOptions.readWrite()), CLUSTER, 16, 0);
     }
 
     /** Each writer writes its slice of the clusters {@code wrote} marks, all starting at {@code first}. */

@@ -123,7 +123,7 @@ class OverlayFaultTest
             final byte[] original = disk(0x11);
             final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 150);
-            try (OverlayDevice overlay = new OverlayDevice(disk, storage, CLUSTER))
+            try (OverlayDevice overlay = releasingAtOnce(disk, storage))
             {
                 assertEquals(4 * CLUSTER, SyncIo.write(overlay, 0, buffer, filled(4 * CLUSTER, 0x22)));
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
@@ -174,7 +174,7 @@ class OverlayFaultTest
             final byte[] original = disk(0x11);
             final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 50);
-            try (OverlayDevice overlay = new OverlayDevice(disk, storage, CLUSTER))
+            try (OverlayDevice overlay = releasingAtOnce(disk, storage))
             {
                 for (final int cluster : new int[]{9, 11, 13})
                 {
@@ -203,6 +203,12 @@ class OverlayFaultTest
                 disk.close();
             }
         }
+    }
+
+    /** @return an overlay whose release starts at the first duty cycle after a make-empty. */
+    private static OverlayDevice releasingAtOnce(final BlockDevice disk, final OverlayStorage storage)
+    {
+        return new OverlayDevice(disk, storage, CLUSTER, OverlayDevice.DEFAULT_QUEUE_DEPTH, 0);
     }
 
     /** Storage whose release completes late, on a timer thread. */
@@ -331,7 +337,7 @@ class OverlayFaultTest
             disk(0x11);
             final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final MemoryOverlayStorage memory = new MemoryOverlayStorage(SIZE, CLUSTER);
-            try (OverlayDevice overlay = new OverlayDevice(disk, memory, CLUSTER))
+            try (OverlayDevice overlay = releasingAtOnce(disk, memory))
             {
                 assertEquals(CLUSTER, SyncIo.write(overlay, 2 * CLUSTER, buffer, filled(CLUSTER, 0x22)));
                 assertEquals(CLUSTER, memory.allocatedBytes());
@@ -355,6 +361,43 @@ class OverlayFaultTest
                 overlay.doWork();
                 assertEquals(0, memory.allocatedBytes(), "chunk freed");
                 assertFalse(overlay.isReleasing());
+            }
+            finally
+            {
+                disk.close();
+            }
+        }
+    }
+
+    @Test
+    void theReleaseStartsOnlyOnceTheReleaseDelayIsOver() throws Exception
+    {
+        final long delayNanos = TimeUnit.MILLISECONDS.toNanos(300);
+        try (IoEngine engine = new ThreadPoolIoEngine(0);
+            Arena arena = Arena.ofShared())
+        {
+            final MemorySegment buffer = arena.allocate(SIZE, 4096);
+            disk(0x11);
+            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final MemoryOverlayStorage memory = new MemoryOverlayStorage(SIZE, CLUSTER);
+            try (OverlayDevice overlay = new OverlayDevice(disk, memory, CLUSTER, OverlayDevice.DEFAULT_QUEUE_DEPTH,
+                delayNanos))
+            {
+                assertEquals(2 * CLUSTER, SyncIo.write(overlay, 0, buffer, filled(2 * CLUSTER, 0x22)));
+                final long dropped = System.nanoTime();
+                assertEquals(0, SyncIo.run(overlay::makeEmpty));
+                overlay.doWork();
+                if (System.nanoTime() - dropped < delayNanos)
+                {
+                    assertEquals(2 * CLUSTER, memory.allocatedBytes(), "nothing given back before the delay");
+                    assertTrue(overlay.isReleasing());
+                }
+                // A write meanwhile claims its cluster: that one is never given back.
+                assertEquals(CLUSTER, SyncIo.write(overlay, CLUSTER, buffer, filled(CLUSTER, 0x33)));
+                Thread.sleep(TimeUnit.NANOSECONDS.toMillis(delayNanos) + 50);
+                overlay.doWork();
+                assertFalse(overlay.isReleasing());
+                assertEquals(CLUSTER, memory.allocatedBytes(), "the unclaimed cluster was given back");
             }
             finally
             {
