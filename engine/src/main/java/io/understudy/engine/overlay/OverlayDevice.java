@@ -52,11 +52,11 @@ import java.util.concurrent.locks.LockSupport;
  * (hole punch for files, chunk free for memory) and clears the releasing bits, starting a release delay after
  * the make-empty ({@link #DEFAULT_RELEASE_DELAY_NANOS}). A write to a dropped cluster does not wait for that:
  * it claims the cluster from the chain and overwrites its storage whole; only a write to a cluster whose punch
- * is in flight waits for it. When the previous release has finished, the two bitmaps
- * simply swap roles (constant time on the checkpoint path, the clearing happens in the background as the
- * storage is released); otherwise the allocated bits are drained into the releasing set in one walk of the
- * dirty part. It requires the device to be quiescent (no request in flight): reads in flight could otherwise
- * be served from storage being freed.
+ * is in flight waits for it. When the previous release has finished, the two bitmaps simply swap roles
+ * (constant time on the checkpoint path, the clearing happens in the background as the storage is released);
+ * otherwise the allocated bits are drained into the releasing set in one walk of the dirty part. It requires
+ * the device to be quiescent (no request in flight): reads in flight could otherwise be served from storage
+ * being freed.
  * <p>
  * <b>Durability.</b> A write with {@link #FLAG_FUA} ends with a storage flush; {@link #flush} flushes the
  * storage only (the backing is never written outside a commit, which flushes it itself).
