@@ -83,7 +83,12 @@ public final class AeronChannel
     /** @return the host of a UDP endpoint (brackets of an IPv6 literal removed), null for IPC. */
     public String host()
     {
-        final String endpoint = endpoint();
+        return hostOf(endpoint());
+    }
+
+    /** @return the host of HOST:PORT (brackets of an IPv6 literal removed), null for a null endpoint. */
+    private static String hostOf(final String endpoint)
+    {
         if (endpoint == null)
         {
             return null;
@@ -145,7 +150,7 @@ public final class AeronChannel
         }
         if (copy.get(CommonContext.MTU_LENGTH_PARAM_NAME) == null)
         {
-            final boolean sameHost = copy.isIpc() || isLoopback(new AeronChannel(copy).host());
+            final boolean sameHost = copy.isIpc() || isLoopback(hostOf(copy.get(CommonContext.ENDPOINT_PARAM_NAME)));
             // Aeron refuses an MTU above the largest message of the term (an eighth of it).
             final long termLength = SystemUtil.parseSize(CommonContext.TERM_LENGTH_PARAM_NAME,
                 copy.get(CommonContext.TERM_LENGTH_PARAM_NAME));
