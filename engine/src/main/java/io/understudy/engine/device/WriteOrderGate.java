@@ -30,7 +30,9 @@ import java.lang.foreign.MemorySegment;
  * that become ready together never overlap each other (the later of two overlapping requests counted the earlier
  * one), so their order does not matter. A request the device below refuses when it first passes is handed back to
  * the caller as back-pressure unless a later request already waits for it; such a request, and a held request
- * refused when it becomes ready, is queued and retried by {@link #doWork()} and after every completion here.
+ * refused when it becomes ready, is queued and retried right after queueing, by {@link #doWork()} and after every
+ * completion here. Queue, then retry: a completion that freed room below checks the queue after freeing it, so
+ * either it sees the request or the retry sees the room, and no request waits for a duty cycle that may be idle.
  * <p>
  * <b>Why a lock.</b> Arrival and completion each scan the requests in flight (at most {@code capacity}, the
  * queue depth, typically a handful) under one short monitor, with no I/O, callback or allocation inside it;
@@ -201,8 +203,11 @@ public final class WriteOrderGate extends ForwardingBlockDevice
                 return false;
             }
         }
-        // Later requests already wait for it, so it keeps its place in the order and is retried.
+        // Later requests already wait for it, so it keeps its place in the order and is retried, once right away:
+        // every completion that freed room below while this thread was between the refusal and the offer found
+        // the queue empty, and if nothing else is in flight below, no later completion would come to retry it.
         retries.offer(slot);
+        doWork();
         return true;
     }
 

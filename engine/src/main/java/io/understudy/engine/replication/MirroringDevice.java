@@ -22,8 +22,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>
  * Each request takes a preallocated slot (the cookie below is the slot index) with a two-part countdown. The
  * local part is submitted first (its back-pressure is the caller's); once it is under way the peer part can no
- * longer be refused, so if the link pushes back the slot waits in a bounded retry queue, resubmitted by
- * {@link #doWork()} (the owner's duty cycle) and after every completion here; no thread spins.
+ * longer be refused, so if the link pushes back the slot waits in a bounded retry queue, resubmitted once right
+ * after queueing, by {@link #doWork()} (the owner's duty cycle) and after every completion here; no thread spins.
  */
 public final class MirroringDevice implements BlockDevice
 {
@@ -164,7 +164,10 @@ public final class MirroringDevice implements BlockDevice
         }
         if (!submitPeer(slot))
         {
+            // Queue, then retry once: a completion that freed room in the link before the offer found the queue
+            // empty, and it may have been the last one in flight.
             peerRetries.offer(slot);
+            doWork();
         }
         return true;
     }
