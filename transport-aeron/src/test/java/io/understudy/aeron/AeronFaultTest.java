@@ -8,8 +8,10 @@ import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
 import io.aeron.driver.ext.DebugSendChannelEndpoint;
 import io.aeron.driver.ext.LossGenerator;
 import io.aeron.driver.ext.RandomLossGenerator;
+import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.MemoryDevice;
 import io.understudy.engine.link.Hello;
+import io.understudy.engine.link.PeerControl;
 import io.understudy.engine.link.RefusalCode;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
@@ -22,10 +24,13 @@ import java.lang.foreign.MemorySegment;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.file.Files;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -224,6 +229,114 @@ class AeronFaultTest extends LinkTestBase
         }
         assertEquals(4096, result.get());
         assertEquals(0x11, Files.readAllBytes(pair.file)[4095]);
+    }
+
+    /**
+     * A hand-rolled primary links up and sends WRITEs larger than a frame (reassembled before they are read). One
+     * carrying less data than it declares, and one declaring more than a part may hold, are answered EINVAL and
+     * applied nowhere; a well-formed one lands, and so does the declared length of one that carries more. The link
+     * stays up.
+     */
+    @Test
+    void fragmentedWritesShorterThanDeclaredAreAnsweredEinvalAndNeverApplied() throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext();
+        final Pair pair = new Pair(false, context);
+        final var aeron = pair.primaryMedia.aeron();
+        final int sessionId = 0x5eed;
+        try (Subscription replies = aeron.addSubscription("aeron:ipc", WireProtocol.REPLY_STREAM_ID);
+            ExclusivePublication control = aeron.addExclusivePublication(
+                pair.channel.publicationChannel(sessionId), WireProtocol.CONTROL_STREAM_ID);
+            ExclusivePublication data = aeron.addExclusivePublication(
+                pair.channel.publicationChannel(sessionId), WireProtocol.DATA_STREAM_ID))
+        {
+            final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            final UnsafeBuffer buffer = new UnsafeBuffer(new byte[MessageHeader.LENGTH + RequestFlyweight.BLOCK_LENGTH +
+                (200 << 10)]);
+            new MessageHeader().wrap(buffer, 0).encode(WireProtocol.HELLO);
+            final int helloLength = MessageHeader.LENGTH + new HelloFlyweight().wrap(buffer, MessageHeader.LENGTH)
+                .encode(new Hello(DISK, 65536, false, 77, 5, 1_000, 60_000), WireProtocol.REPLY_STREAM_ID,
+                "aeron:ipc");
+            offer(control, buffer, helloLength, deadline);
+            final Map<Long, Integer> answers = new ConcurrentHashMap<>();
+            final AtomicInteger helloAcks = new AtomicInteger();
+            final FragmentAssembler assembler = new FragmentAssembler((b, offset, l, header) ->
+            {
+                final MessageHeader h = new MessageHeader().wrap(b, offset);
+                if (h.templateId() == WireProtocol.HELLO_ACK)
+                {
+                    helloAcks.incrementAndGet();
+                }
+                else if (h.templateId() == WireProtocol.ACK)
+                {
+                    final AckFlyweight ack = new AckFlyweight().wrap(b, h.blockOffset());
+                    answers.put(ack.cookie(), ack.result());
+                }
+            });
+            awaitReplies(replies, assembler, () -> helloAcks.get() == 1, deadline);
+
+            final int dataOffset = MessageHeader.LENGTH + RequestFlyweight.BLOCK_LENGTH;
+            final MessageHeader header = new MessageHeader().wrap(buffer, 0);
+            final RequestFlyweight request = new RequestFlyweight().wrap(buffer, MessageHeader.LENGTH);
+            header.encode(WireProtocol.WRITE);
+            buffer.setMemory(dataOffset, 100 << 10, (byte)0x66);
+            request.encode(1, 0, 200 << 10, 0);
+            offer(data, buffer, dataOffset + (100 << 10), deadline);
+            buffer.setMemory(dataOffset, 100 << 10, (byte)0x5a);
+            request.encode(2, 256 << 10, 100 << 10, 0);
+            offer(data, buffer, dataOffset + (100 << 10), deadline);
+            request.encode(3, 512 << 10, 300 << 10, 0);
+            offer(data, buffer, dataOffset + (100 << 10), deadline);
+            buffer.setMemory(dataOffset, 100 << 10, (byte)0x77);
+            request.encode(4, 1 << 20, 50 << 10, 0);
+            offer(data, buffer, dataOffset + (100 << 10), deadline);
+            awaitReplies(replies, assembler, () -> answers.size() == 4, deadline);
+
+            assertEquals(Map.of(1L, -Errno.EINVAL, 2L, 100 << 10, 3L, -Errno.EINVAL, 4L, 50 << 10), answers);
+            assertEquals(2, pair.endpoint.applied());
+            assertEquals(PeerControl.State.UP, pair.endpoint.link().state());
+            final byte[] disk = Files.readAllBytes(pair.file);
+            for (int i = 0; i < (2 << 20); i++)
+            {
+                final int expected = i >= (256 << 10) && i < (356 << 10) ? 0x5a :
+                    i >= (1 << 20) && i < (1 << 20) + (50 << 10) ? 0x77 : 0;
+                if (disk[i] != expected)
+                {
+                    fail("byte " + i + " is " + disk[i] + ", expected " + expected);
+                }
+            }
+        }
+    }
+
+    private static void offer(
+        final ExclusivePublication publication, final UnsafeBuffer buffer, final int length, final long deadline)
+        throws InterruptedException
+    {
+        while (publication.offer(buffer, 0, length) < 0)
+        {
+            if (System.nanoTime() > deadline)
+            {
+                fail("could not send");
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    private static void awaitReplies(
+        final Subscription replies, final FragmentAssembler assembler, final BooleanSupplier done, final long deadline)
+        throws InterruptedException
+    {
+        while (!done.getAsBoolean())
+        {
+            if (System.nanoTime() > deadline)
+            {
+                fail("no answer in time");
+            }
+            if (replies.poll(assembler, 10) == 0)
+            {
+                Thread.sleep(1);
+            }
+        }
     }
 
     /** Nobody listening: connect fails with an IOException at the handshake deadline, and leaves nothing behind. */
