@@ -9,10 +9,13 @@
 #   ROUNDS=5 RUNTIME=20 SIZE=4G DIR=/var/tmp CHECKPOINT_MS=500 bench/replication-overhead.sh
 #   MODES="serve aeron-udp" bench/replication-overhead.sh
 #   PIN=1 bench/replication-overhead.sh
+#   CLUSTER=4K bench/replication-overhead.sh
 #
 # Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
 # work too; on two hosts the secondary's cost moves off the primary. PIN=1 comes closer to two hosts: fio and
 # the primary (or serve) run on CPU 0 only, the secondary on CPU 1 only (the disk stays shared).
+# CLUSTER is both sides' --cluster-size: the secondary copies a whole cluster into its hidden overlay before the
+# first write of an epoch to it, so small random writes copy up to CLUSTER/4K times their own bytes.
 # Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -23,6 +26,7 @@ DIR=${DIR:-/tmp}
 MODES=${MODES:-"serve nbd aeron-udp"}
 CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
 PIN=${PIN:-0}
+CLUSTER=${CLUSTER:-64K}
 
 for tool in fio python3; do
     command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }
@@ -73,7 +77,7 @@ start_mode() {
     esac
     cp --sparse=always "$primary_disk" "$secondary_disk"
     "${secondary_cpu[@]}" "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
-        --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
+        --cluster-size "$CLUSTER" --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
     pids+=($!)
     await_line "$work/secondary.log" "secondary ready"
     local peer
@@ -83,7 +87,7 @@ start_mode() {
         extra=(--peer-control "127.0.0.1:$(grep -o 'control link 127.0.0.1:[0-9]*' "$work/secondary.log" | head -1 | cut -d: -f2)")
     fi
     "$root/bin/understudy" primary --disk "$primary_disk" --socket "$socket" --control "$work/p.ctl" \
-        --peer "$peer" "${extra[@]}" >"$work/primary.log" 2>&1 &
+        --cluster-size "$CLUSTER" --peer "$peer" "${extra[@]}" >"$work/primary.log" 2>&1 &
     pids+=($!)
     await_line "$work/primary.log" "primary ready"
 }
@@ -155,3 +159,4 @@ for job in order:
     print(line + "  " + unit)
 print("medians of the rounds; a ratio > 1 means the first mode is better (for p99: lower latency)")
 PY
+echo "cluster size $CLUSTER, checkpoint every $CHECKPOINT_MS ms, $ROUNDS rounds of $RUNTIME s, PIN=$PIN"
