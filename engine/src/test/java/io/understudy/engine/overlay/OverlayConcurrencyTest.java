@@ -47,69 +47,18 @@ class OverlayConcurrencyTest
     void racingPartialWritesIntoOneClusterLoseNothing() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = engine.open(backingDisk(), FileOptions.readWrite());
+            OverlayDevice overlay = overlayOver(engine, disk))
         {
-            final BlockDevice disk = engine.open(backingDisk(), FileOptions.readWrite());
-            final OverlayDevice overlay = overlayOver(engine, disk);
-            try
+            final boolean[][] wrote = new boolean[WRITERS][CLUSTERS];
+            for (final boolean[] clusters : wrote)
             {
-                final AtomicReference<String> failure = new AtomicReference<>();
-                final CountDownLatch start = new CountDownLatch(1);
-                final Thread[] writers = new Thread[WRITERS];
-                for (int w = 0; w < WRITERS; w++)
-                {
-                    final int writer = w;
-                    final MemorySegment buffer = arena.allocate(SLICE, 4096);
-                    buffer.fill((byte)(0x40 + writer));
-                    writers[w] = new Thread(() ->
-                    {
-                        try
-                        {
-                            start.await();
-                            for (int c = 0; c < CLUSTERS; c++)
-                            {
-                                final long offset = (long)c * CLUSTER + (long)writer * 2 * SLICE;
-                                final int rc = SyncIo.run((k, cookie) -> overlay.write(offset, buffer, SLICE, 0, k, cookie));
-                                if (rc != SLICE)
-                                {
-                                    failure.compareAndSet(null, "write at " + offset + " returned " + rc);
-                                }
-                            }
-                        }
-                        catch (final Throwable t)
-                        {
-                            failure.compareAndSet(null, t.toString());
-                        }
-                    });
-                    writers[w].start();
-                }
-                start.countDown();
-                for (final Thread writer : writers)
-                {
-                    writer.join();
-                }
-                assertNull(failure.get());
-                final MemorySegment readBuffer = arena.allocate(CLUSTER, 4096);
-                for (int c = 0; c < CLUSTERS; c++)
-                {
-                    final byte[] cluster = SyncIo.read(overlay, (long)c * CLUSTER, readBuffer, CLUSTER);
-                    for (int i = 0; i < CLUSTER; i++)
-                    {
-                        final int slot = i / SLICE;
-                        final int expected = slot % 2 == 0 && slot / 2 < WRITERS ? 0x40 + slot / 2 : 0x11;
-                        if (cluster[i] != (byte)expected)
-                        {
-                            assertEquals(expected, cluster[i] & 0xFF, "cluster " + c + " byte " + i);
-                        }
-                    }
-                }
-                assertEquals((long)CLUSTER * CLUSTERS, overlay.allocatedBytes());
+                Arrays.fill(clusters, true);
             }
-            finally
-            {
-                overlay.close();
-                disk.close();
-            }
+            writeConcurrently(arena, overlay, wrote, (byte)0x40, 0);
+            assertClusters(overlay, arena.allocate(CLUSTER, 4096), wrote, (byte)0x40, "");
+            assertEquals((long)CLUSTER * CLUSTERS, overlay.allocatedBytes());
         }
     }
 
@@ -117,10 +66,10 @@ class OverlayConcurrencyTest
     void writesClaimingDroppedClustersWhileTheReleaseChainPunchesLoseNothing() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = engine.open(backingDisk(), FileOptions.readWrite());
+            OverlayDevice overlay = overlayOver(engine, disk))
         {
-            final BlockDevice disk = engine.open(backingDisk(), FileOptions.readWrite());
-            final OverlayDevice overlay = overlayOver(engine, disk);
             final AtomicBoolean running = new AtomicBoolean(true);
             final Thread duty = new Thread(() ->
             {
@@ -148,22 +97,7 @@ class OverlayConcurrencyTest
                     final byte fill = (byte)(epoch * WRITERS);
                     writeConcurrently(arena, overlay, wrote, fill, random.nextInt(CLUSTERS));
                     awaitReleased(overlay);
-                    for (int c = 0; c < CLUSTERS; c++)
-                    {
-                        final byte[] cluster = SyncIo.read(overlay, (long)c * CLUSTER, readBuffer, CLUSTER);
-                        for (int i = 0; i < CLUSTER; i++)
-                        {
-                            final int slot = i / SLICE;
-                            final int writer = slot / 2;
-                            final boolean written = slot % 2 == 0 && writer < WRITERS && wrote[writer][c];
-                            final int expected = written ? (fill + writer) & 0xFF : 0x11;
-                            if (cluster[i] != (byte)expected)
-                            {
-                                assertEquals(expected, cluster[i] & 0xFF, "epoch " + epoch + " cluster " + c +
-                                    " byte " + i);
-                            }
-                        }
-                    }
+                    assertClusters(overlay, readBuffer, wrote, fill, "epoch " + epoch + " ");
                     assertEquals(0, SyncIo.run(overlay::makeEmpty));
                 }
                 awaitReleased(overlay);
@@ -173,8 +107,6 @@ class OverlayConcurrencyTest
             {
                 running.set(false);
                 duty.join();
-                overlay.close();
-                disk.close();
             }
         }
     }
@@ -194,12 +126,16 @@ class OverlayConcurrencyTest
             (long)CLUSTER * CLUSTERS, FileOptions.readWrite()), CLUSTER, 16, 0);
     }
 
-    /** Each writer writes its slice of the clusters {@code wrote} marks, all starting at {@code first}. */
+    /**
+     * Each writer writes its slice (slot {@code 2 * writer} of {@value #SLICE} bytes, of {@code fill + writer}) of
+     * the clusters {@code wrote} marks, all starting together at cluster {@code first}.
+     */
     private static void writeConcurrently(
         final Arena arena, final OverlayDevice overlay, final boolean[][] wrote, final byte fill, final int first)
         throws InterruptedException
     {
         final AtomicReference<String> failure = new AtomicReference<>();
+        final CountDownLatch start = new CountDownLatch(1);
         final Thread[] writers = new Thread[WRITERS];
         for (int w = 0; w < WRITERS; w++)
         {
@@ -208,28 +144,59 @@ class OverlayConcurrencyTest
             buffer.fill((byte)(fill + writer));
             writers[w] = new Thread(() ->
             {
-                for (int i = 0; i < CLUSTERS; i++)
+                try
                 {
-                    final int c = (first + i) % CLUSTERS;
-                    if (!wrote[writer][c])
+                    start.await();
+                    for (int i = 0; i < CLUSTERS; i++)
                     {
-                        continue;
+                        final int c = (first + i) % CLUSTERS;
+                        if (!wrote[writer][c])
+                        {
+                            continue;
+                        }
+                        final long offset = (long)c * CLUSTER + (long)writer * 2 * SLICE;
+                        final int rc = SyncIo.run((k, cookie) -> overlay.write(offset, buffer, SLICE, 0, k, cookie));
+                        if (rc != SLICE)
+                        {
+                            failure.compareAndSet(null, "write at " + offset + " returned " + rc);
+                        }
                     }
-                    final long offset = (long)c * CLUSTER + (long)writer * 2 * SLICE;
-                    final int rc = SyncIo.run((k, cookie) -> overlay.write(offset, buffer, SLICE, 0, k, cookie));
-                    if (rc != SLICE)
-                    {
-                        failure.compareAndSet(null, "write at " + offset + " returned " + rc);
-                    }
+                }
+                catch (final Throwable t)
+                {
+                    failure.compareAndSet(null, t.toString());
                 }
             });
             writers[w].start();
         }
+        start.countDown();
         for (final Thread writer : writers)
         {
             writer.join();
         }
         assertNull(failure.get());
+    }
+
+    /** Every cluster reads as the writers' slices where {@code wrote} marks them, and as the disk's 0x11 elsewhere. */
+    private static void assertClusters(
+        final OverlayDevice overlay, final MemorySegment readBuffer, final boolean[][] wrote, final byte fill,
+        final String when)
+    {
+        for (int c = 0; c < CLUSTERS; c++)
+        {
+            final byte[] cluster = SyncIo.read(overlay, (long)c * CLUSTER, readBuffer, CLUSTER);
+            for (int i = 0; i < CLUSTER; i++)
+            {
+                final int slot = i / SLICE;
+                final int writer = slot / 2;
+                final boolean written = slot % 2 == 0 && writer < WRITERS && wrote[writer][c];
+                final int expected = written ? (fill + writer) & 0xFF : 0x11;
+                if (cluster[i] != (byte)expected)
+                {
+                    assertEquals(expected, cluster[i] & 0xFF, when + "cluster " + c + " byte " + i);
+                }
+            }
+        }
     }
 
     /** Waits until the duty thread's release chain gave back everything dropped so far. */

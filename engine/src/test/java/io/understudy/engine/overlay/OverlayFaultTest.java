@@ -46,11 +46,11 @@ class OverlayFaultTest
     void failedCopyUpLeavesTheClusterUnallocatedAndARetryCopiesAgain() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            final byte[] original = disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final byte[] original = filled(SIZE, 0x11);
             final Path storagePath = dir.resolve("storage");
             try (RandomAccessFile raf = new RandomAccessFile(storagePath.toFile(), "rw"))
             {
@@ -71,10 +71,6 @@ class OverlayFaultTest
                 assertArrayEquals(expected, SyncIo.read(overlay, 0, buffer, SIZE));
                 assertArrayEquals(original, SyncIo.read(disk, 0, buffer, SIZE), "backing never written");
             }
-            finally
-            {
-                disk.close();
-            }
         }
     }
 
@@ -82,11 +78,10 @@ class OverlayFaultTest
     void fuaWriteFlushesTheStorageBeforeCompleting() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(0);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final Path storagePath = dir.resolve("storage");
             try (RandomAccessFile raf = new RandomAccessFile(storagePath.toFile(), "rw"))
             {
@@ -106,10 +101,6 @@ class OverlayFaultTest
                 storageFile.failNth(Kind.FLUSH, 1, Errno.EIO);
                 assertEquals(-Errno.EIO, SyncIo.run(overlay::flush));
             }
-            finally
-            {
-                disk.close();
-            }
         }
     }
 
@@ -117,11 +108,11 @@ class OverlayFaultTest
     void aWriteToADroppedClusterClaimsItUnlessItsHolePunchIsInFlight() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            final byte[] original = disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final byte[] original = filled(SIZE, 0x11);
             final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 150);
             try (OverlayDevice overlay = releasingAtOnce(disk, storage))
             {
@@ -143,23 +134,13 @@ class OverlayFaultTest
                 assertTrue(storage.releasedAt > 0 && storage.releasedAt <= written,
                     "the write waited for the punch in flight on its cluster");
 
-                final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (overlay.isReleasing() && System.nanoTime() < deadline)
-                {
-                    overlay.doWork();
-                    Thread.sleep(5);
-                }
-                assertFalse(overlay.isReleasing());
+                releaseAll(overlay);
                 assertEquals(List.of(0L), storage.releasedClusters(), "claimed clusters are not punched");
                 final byte[] expected = original.clone();
                 Arrays.fill(expected, 10, 110, (byte)0x44);
                 Arrays.fill(expected, CLUSTER + 10, CLUSTER + 110, (byte)0x33);
                 Arrays.fill(expected, 2 * CLUSTER, 4 * CLUSTER, (byte)0x55);
                 assertArrayEquals(expected, SyncIo.read(overlay, 0, buffer, SIZE));
-            }
-            finally
-            {
-                disk.close();
             }
         }
     }
@@ -168,11 +149,11 @@ class OverlayFaultTest
     void aReleaseChainGivesBackEveryDroppedClusterOnceIncludingThoseDroppedBehindIt() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(2);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            final byte[] original = disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
+            final byte[] original = filled(SIZE, 0x11);
             final SlowReleaseStorage storage = new SlowReleaseStorage(new MemoryOverlayStorage(SIZE, CLUSTER), 50);
             try (OverlayDevice overlay = releasingAtOnce(disk, storage))
             {
@@ -188,21 +169,23 @@ class OverlayFaultTest
                     assertEquals(10, SyncIo.write(overlay, (long)cluster * CLUSTER, buffer, filled(10, 0x33)));
                 }
                 assertEquals(0, SyncIo.run(overlay::makeEmpty));
-                final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (overlay.isReleasing() && System.nanoTime() < deadline)
-                {
-                    overlay.doWork();
-                    Thread.sleep(10);
-                }
-                assertFalse(overlay.isReleasing());
+                releaseAll(overlay);
                 assertEquals(List.of(1L, 3L, 9L, 11L, 13L), storage.releasedClusters());
                 assertArrayEquals(original, SyncIo.read(overlay, 0, buffer, SIZE));
             }
-            finally
-            {
-                disk.close();
-            }
         }
+    }
+
+    /** Runs the overlay's duty cycle until its release chain has given back everything dropped (10 s at most). */
+    private static void releaseAll(final OverlayDevice overlay) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (overlay.isReleasing() && System.nanoTime() < deadline)
+        {
+            overlay.doWork();
+            Thread.sleep(5);
+        }
+        assertFalse(overlay.isReleasing());
     }
 
     /** @return an overlay whose release starts at the first duty cycle after a make-empty. */
@@ -331,11 +314,10 @@ class OverlayFaultTest
     void makeEmptyGivesMemoryBackAndBlockStatusFollowsTheChain() throws Exception
     {
         try (IoEngine engine = new ThreadPoolIoEngine(0);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final MemoryOverlayStorage memory = new MemoryOverlayStorage(SIZE, CLUSTER);
             try (OverlayDevice overlay = releasingAtOnce(disk, memory))
             {
@@ -362,10 +344,6 @@ class OverlayFaultTest
                 assertEquals(0, memory.allocatedBytes(), "chunk freed");
                 assertFalse(overlay.isReleasing());
             }
-            finally
-            {
-                disk.close();
-            }
         }
     }
 
@@ -374,11 +352,10 @@ class OverlayFaultTest
     {
         final long delayNanos = TimeUnit.MILLISECONDS.toNanos(300);
         try (IoEngine engine = new ThreadPoolIoEngine(0);
-            Arena arena = Arena.ofShared())
+            Arena arena = Arena.ofShared();
+            BlockDevice disk = openDisk(engine, 0x11))
         {
             final MemorySegment buffer = arena.allocate(SIZE, 4096);
-            disk(0x11);
-            final BlockDevice disk = engine.open(dir.resolve("disk"), FileOptions.readWrite());
             final MemoryOverlayStorage memory = new MemoryOverlayStorage(SIZE, CLUSTER);
             try (OverlayDevice overlay = new OverlayDevice(disk, memory, CLUSTER, OverlayDevice.DEFAULT_QUEUE_DEPTH,
                 delayNanos))
@@ -398,10 +375,6 @@ class OverlayFaultTest
                 overlay.doWork();
                 assertFalse(overlay.isReleasing());
                 assertEquals(CLUSTER, memory.allocatedBytes(), "the unclaimed cluster was given back");
-            }
-            finally
-            {
-                disk.close();
             }
         }
     }
@@ -467,6 +440,13 @@ class OverlayFaultTest
         final byte[] bytes = filled(SIZE, value);
         Files.write(dir.resolve("disk"), bytes);
         return bytes;
+    }
+
+    /** @return the backing disk, a file of {@code SIZE} bytes of {@code value}, opened read-write. */
+    private BlockDevice openDisk(final IoEngine engine, final int value) throws Exception
+    {
+        disk(value);
+        return engine.open(dir.resolve("disk"), FileOptions.readWrite());
     }
 
     private static byte[] filled(final int length, final int value)
