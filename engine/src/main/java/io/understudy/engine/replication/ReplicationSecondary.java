@@ -33,6 +33,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * which is only safe once the old primary is fenced (spec 1.3). Primary and secondary must use the same
  * cluster size there, so that a shipped original always covers whole clusters of H.
  * <p>
+ * <b>H's cluster size</b> may be smaller than the cluster size (a power of two dividing it). In non-shared mode
+ * it is the unit the COW filter copies, so a 4 KiB forwarded write into a 64 KiB cluster copies 4 KiB, not 64:
+ * H keeps one bit per small cluster, the way qcow2's subclusters refine its clusters, and only H and the COW
+ * filter pay that bitmap memory; A, and the primary's bitmaps, keep the cluster size.
+ * <p>
  * <b>Gating</b> ({@link GatedDevice}; "refuse" completes with the errno, "hold" is back-pressure):
  * <pre>
  *   stage            sink                        view
@@ -62,6 +67,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     private final OverlayStorage hiddenStorage;
     private final OverlayStorage activeStorage;
     private final int clusterSize;
+    private final int hiddenClusterSize;
     private final boolean shared;
     private final int queueDepth;
     private final GatedDevice sink;
@@ -86,22 +92,32 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
      * @param disk          S, the secondary disk (shared mode: the shared disk); not owned.
      * @param hiddenStorage storage of H, exactly the size of S; owned from now on.
      * @param activeStorage storage of A, exactly the size of S; owned from now on.
-     * @param clusterSize   COW and overlay granularity, a power of two in [4 KiB, 1 MiB] (64 KiB as QEMU).
-     * @param shared        shared-disk mode.
-     * @param queueDepth    requests in flight at most on each of the sink and the view.
+     * @param clusterSize       A's cluster size, the primary's, a power of two in [4 KiB, 1 MiB] (64 KiB as QEMU).
+     * @param hiddenClusterSize H's cluster size and the COW unit, a power of two in [4 KiB, clusterSize].
+     * @param shared            shared-disk mode.
+     * @param queueDepth        requests in flight at most on each of the sink and the view.
      */
     public ReplicationSecondary(
         final BlockDevice disk, final OverlayStorage hiddenStorage, final OverlayStorage activeStorage,
-        final int clusterSize, final boolean shared, final int queueDepth)
+        final int clusterSize, final int hiddenClusterSize, final boolean shared, final int queueDepth)
     {
         this.disk = disk;
         this.hiddenStorage = hiddenStorage;
         this.activeStorage = activeStorage;
         this.clusterSize = clusterSize;
+        this.hiddenClusterSize = hiddenClusterSize;
         this.shared = shared;
         this.queueDepth = queueDepth;
         this.sink = new GatedDevice(null, disk.size(), queueDepth, null, Errno.EIO);
         this.view = new GatedDevice(null, disk.size(), queueDepth, null, Errno.EIO);
+    }
+
+    /** H with the cluster size of A (as QEMU). */
+    public ReplicationSecondary(
+        final BlockDevice disk, final OverlayStorage hiddenStorage, final OverlayStorage activeStorage,
+        final int clusterSize, final boolean shared, final int queueDepth)
+    {
+        this(disk, hiddenStorage, activeStorage, clusterSize, clusterSize, shared, queueDepth);
     }
 
     /** @return where forwarded writes arrive (the NBD export the primary writes to). */
@@ -213,7 +229,15 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
             return ControlResult.error(Errno.EINVAL, "cluster size must be a power of two in [4 KiB, 1 MiB]: " +
                 clusterSize);
         }
-        hidden = new OverlayDevice(disk, hiddenStorage, clusterSize, queueDepth);
+        if (Integer.bitCount(hiddenClusterSize) != 1 || hiddenClusterSize < OverlayDevice.MIN_CLUSTER_SIZE ||
+            hiddenClusterSize > clusterSize)
+        {
+            // Larger than a shipped original (shared mode), H would copy up the rest from the shared disk,
+            // which may already hold the primary's new data.
+            return ControlResult.error(Errno.EINVAL, "hidden cluster size must be a power of two in [4 KiB, " +
+                clusterSize + "]: " + hiddenClusterSize);
+        }
+        hidden = new OverlayDevice(disk, hiddenStorage, hiddenClusterSize, queueDepth);
         active = new OverlayDevice(hidden, activeStorage, clusterSize, queueDepth);
         if (shared)
         {
@@ -221,7 +245,8 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         }
         else
         {
-            cow = new CowFilter(disk, hidden, hidden::makeEmpty, clusterSize, queueDepth, CowFilter.DEFAULT_COPY_BYTES);
+            cow = new CowFilter(disk, hidden, hidden::makeEmpty, hiddenClusterSize, queueDepth,
+                CowFilter.DEFAULT_COPY_BYTES);
             sinkOrder = new WriteOrderGate(cow, queueDepth);
         }
         sink.delegate(sinkOrder);

@@ -8,6 +8,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 
@@ -25,11 +27,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Non-shared secondary: the acceptance scenarios of spec 4.2 at engine level (S = 0x11 at start, "fwd-write" =
  * a write into {@link ReplicationSecondary#sink()}, "top" = {@link ReplicationSecondary#view()}), the gating
- * and operation matrix of spec 2.2, and AX-07.
+ * and operation matrix of spec 2.2, and AX-07. Each runs with H's clusters as large as A's (as QEMU) and with
+ * 4 KiB ones, where the COW copies only the 4 KiB blocks a write touches.
  */
+@ParameterizedClass(name = "H clusters of {0} bytes")
+@ValueSource(ints = {CLUSTER, 4096})
 class ReplicationSecondaryTest
 {
     private static final long M32 = 32 * MIB;
+
+    private final int hiddenCluster;
 
     @TempDir
     Path dir;
@@ -39,6 +46,11 @@ class ReplicationSecondaryTest
     private FaultInjectingDevice s;
     private ReplicationSecondary secondary;
 
+    ReplicationSecondaryTest(final int hiddenCluster)
+    {
+        this.hiddenCluster = hiddenCluster;
+    }
+
     @BeforeEach
     void setUp() throws Exception
     {
@@ -46,7 +58,7 @@ class ReplicationSecondaryTest
         disk = fx.disk("s.raw", 0x11);
         s = new FaultInjectingDevice(disk);
         secondary = fx.owned(new ReplicationSecondary(s, fx.storage("h", SIZE), fx.storage("a", SIZE), CLUSTER,
-            false, QUEUE_DEPTH));
+            hiddenCluster, false, QUEUE_DEPTH));
         fx.dutyCycle(secondary::doWork);
     }
 
@@ -189,7 +201,9 @@ class ReplicationSecondaryTest
         fx.assertBytes(disk, MIB + 1024, 3072, 0x11);
         fx.assertBytes(disk, MIB + 4096, 4096, 0x77);
         fx.assertBytes(disk, MIB + 8192, CLUSTER - 8192, 0x11);
-        assertEquals(CLUSTER, secondary.hidden().allocatedBytes(), "one cluster copied once");
+        assertEquals(Math.max(8192, hiddenCluster), secondary.hidden().allocatedBytes(),
+            "the H clusters written, each copied once");
+        fx.assertBytes(secondary.hidden(), MIB, CLUSTER, 0x11);
     }
 
     @Test
@@ -250,12 +264,27 @@ class ReplicationSecondaryTest
         assertEquals(-Errno.EBUSY, secondary.start(ReplicationMode.SECONDARY).result(), "start twice");
 
         try (ReplicationSecondary shortHidden = new ReplicationSecondary(disk, fx.storage("h2", SIZE - CLUSTER),
-            fx.storage("a2", SIZE), CLUSTER, false, QUEUE_DEPTH))
+            fx.storage("a2", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH))
         {
             final ControlResult result = shortHidden.start(ReplicationMode.SECONDARY);
             assertEquals(-Errno.EINVAL, result.result(), result.toString());
             assertSame(ReplicationStage.NONE, shortHidden.stage());
             assertEquals(-Errno.EIO, fx.read(shortHidden.view(), 0, 4096));
+        }
+    }
+
+    @Test
+    void hiddenClustersMustBeAPowerOfTwoNoLargerThanTheClusterSize() throws Exception
+    {
+        for (final int refused : new int[] {2 * CLUSTER, 3 * 4096, 2048})
+        {
+            try (ReplicationSecondary odd = new ReplicationSecondary(disk, fx.storage("h-" + refused, SIZE),
+                fx.storage("a-" + refused, SIZE), CLUSTER, refused, false, QUEUE_DEPTH))
+            {
+                final ControlResult result = odd.start(ReplicationMode.SECONDARY);
+                assertEquals(-Errno.EINVAL, result.result(), refused + ": " + result);
+                assertTrue(result.reason().contains("hidden cluster size"), result.reason());
+            }
         }
     }
 
@@ -301,7 +330,7 @@ class ReplicationSecondaryTest
         final BlockDevice hangingDisk = fx.disk("s2.raw", 0x11);
         final HangingDevice hanging = new HangingDevice(hangingDisk);
         try (ReplicationSecondary hung = new ReplicationSecondary(hanging, fx.storage("h3", SIZE),
-            fx.storage("a3", SIZE), CLUSTER, false, QUEUE_DEPTH))
+            fx.storage("a3", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH))
         {
             assertTrue(hung.start(ReplicationMode.SECONDARY).ok());
             fx.fill(hung.view(), 0, CLUSTER, 0x33);

@@ -9,6 +9,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -25,8 +27,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Shared-disk mode (spec 1.3, R7): one raw file opened by both sides (two file handles, as two hosts would),
- * the primary shipping COW originals into the secondary's H through the sink.
+ * the primary shipping COW originals into the secondary's H through the sink, whole clusters of H whether its
+ * clusters are as large as the primary's or smaller.
  */
+@ParameterizedClass(name = "H clusters of {0} bytes")
+@ValueSource(ints = {CLUSTER, 4096})
 class ReplicationSharedDiskTest
 {
     private static final long FORWARD_TIMEOUT = TimeUnit.MILLISECONDS.toNanos(1000);
@@ -42,6 +47,12 @@ class ReplicationSharedDiskTest
     private HangingDevice hangingWire;
     private FaultInjectingDevice wire;
     private ReplicationPrimary primary;
+    private final int hiddenCluster;
+
+    ReplicationSharedDiskTest(final int hiddenCluster)
+    {
+        this.hiddenCluster = hiddenCluster;
+    }
 
     @BeforeEach
     void setUp() throws Exception
@@ -50,7 +61,7 @@ class ReplicationSharedDiskTest
         primaryHandle = fx.disk("shared.raw", 0x11);
         secondaryHandle = fx.owned(fx.engine.open(dir.resolve("shared.raw"), FileOptions.readWrite()));
         secondary = fx.owned(new ReplicationSecondary(secondaryHandle, fx.storage("h", SIZE), fx.storage("a", SIZE),
-            CLUSTER, true, QUEUE_DEPTH));
+            CLUSTER, hiddenCluster, true, QUEUE_DEPTH));
         hangingWire = new HangingDevice(secondary.sink());
         wire = new FaultInjectingDevice(hangingWire);
         primary = fx.owned(new ReplicationPrimary(primaryHandle, wire, true, CLUSTER, FORWARD_TIMEOUT, QUEUE_DEPTH));
