@@ -6,6 +6,7 @@ import io.understudy.cli.counters.CountersFile;
 import io.understudy.cli.counters.DaemonRole;
 import io.understudy.cli.counters.ErrorLogFile;
 import io.understudy.engine.device.Errno;
+import io.understudy.engine.overlay.OverlayDevice;
 import io.understudy.engine.replication.CheckpointHistory;
 import io.understudy.engine.replication.ErrorLatch;
 import io.understudy.engine.replication.ReplicationPrimary;
@@ -353,16 +354,16 @@ final class DaemonCounters implements AutoCloseable
         public void run()
         {
             common.sample(secondary.state(), secondary.epoch(), secondary.checkpoints(), secondary.latchedError());
-            hiddenClusters.setRelease(clusters(secondary.hidden() == null ? 0 : secondary.hidden().allocatedBytes()));
-            activeClusters.setRelease(clusters(secondary.active() == null ? 0 : secondary.active().allocatedBytes()));
+            hiddenClusters.setRelease(clusters(secondary.hidden()));
+            activeClusters.setRelease(clusters(secondary.active()));
             committedBytes.setRelease(secondary.committedBytes());
             commitTotalBytes.setRelease(secondary.commitTotalBytes());
         }
 
-        private long clusters(final long bytes)
+        /** In the overlay's own clusters: H's may be smaller than A's (--hidden-cluster-size). */
+        private static long clusters(final OverlayDevice overlay)
         {
-            final int clusterSize = secondary.hidden() == null ? 1 : secondary.hidden().clusterSize();
-            return bytes / clusterSize;
+            return overlay == null ? 0 : overlay.allocatedBytes() / overlay.clusterSize();
         }
     }
 

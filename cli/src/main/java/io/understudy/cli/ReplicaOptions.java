@@ -34,9 +34,9 @@ final class ReplicaOptions
     Path control;
 
     @Option(names = "--cluster-size", paramLabel = "SIZE", defaultValue = "64K", converter = ByteSize.class,
-        description = "COW and dirty-bitmap granularity, a power of two in [4K, 1M]; both sides must agree. " +
-            "Smaller copies less before small random writes, for more bitmap memory (default: ${DEFAULT-VALUE}, " +
-            "as QEMU).")
+        description = "Granularity of the dirty bitmap, of A and of shared-mode COW, a power of two in [4K, 1M]; " +
+            "both sides must agree (default: ${DEFAULT-VALUE}, as QEMU). The secondary's H may be finer: " +
+            "--hidden-cluster-size.")
     long clusterSize;
 
     @Option(names = "--heartbeat-ms", paramLabel = "MS", defaultValue = "1000",

@@ -66,6 +66,12 @@ final class SecondaryCommand implements Callable<Integer>
         description = "Active overlay A (the SVM's writes); created sparse, emptied.")
     Path active;
 
+    @Option(names = "--hidden-cluster-size", paramLabel = "SIZE", converter = ByteSize.class,
+        description = "H's cluster size, a power of two from 4K up to --cluster-size: what the secondary copies into " +
+            "H before a forwarded write lands. 4K copies 4 KiB before a 4 KiB write instead of a whole cluster, " +
+            "for 16 times the bitmap memory of H and the COW filter (default: --cluster-size, as QEMU).")
+    Long hiddenClusterSize;
+
     @Option(names = "--listen", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
         description = "Where the forwarding sink is served: " + PeerUri.USAGE + ".")
     PeerUri listen;
@@ -99,14 +105,15 @@ final class SecondaryCommand implements Callable<Integer>
     {
         out = spec.commandLine().getOut();
         final List<SecondaryDisk.Spec> specs = validate();
+        final int hiddenClusterSize = hiddenClusterSize();
         final ShutdownSignal shutdown = new ShutdownSignal();
         // Each disk is closed once inside the engine's scope, or here if the sidecar never got that far.
         try
         {
             for (final SecondaryDisk.Spec disk : specs)
             {
-                DiskGroup.perDisk(replica, disk.name(), () -> disks.add(new SecondaryDisk(disk, replica, resynced,
-                    replica.isMultiDisk(), events, out)));
+                DiskGroup.perDisk(replica, disk.name(), () -> disks.add(new SecondaryDisk(disk, replica,
+                    hiddenClusterSize, resynced, replica.isMultiDisk(), events, out)));
             }
             group = new DiskGroup("secondary", replica, disks);
             final boolean overAeron = specs.stream().anyMatch(disk -> disk.listen() instanceof AeronUri);
@@ -159,6 +166,21 @@ final class SecondaryCommand implements Callable<Integer>
             disk.finalFlush();
             disk.markClean();
         }
+    }
+
+    private int hiddenClusterSize()
+    {
+        if (hiddenClusterSize == null)
+        {
+            return (int)replica.clusterSize;
+        }
+        if (Long.bitCount(hiddenClusterSize) != 1 || hiddenClusterSize < 4096 ||
+            hiddenClusterSize > replica.clusterSize)
+        {
+            throw new UserException("--hidden-cluster-size must be a power of two in [4K, --cluster-size " +
+                replica.clusterSize + "]: " + hiddenClusterSize);
+        }
+        return hiddenClusterSize.intValue();
     }
 
     private List<SecondaryDisk.Spec> validate()

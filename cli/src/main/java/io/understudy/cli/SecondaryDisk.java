@@ -58,6 +58,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
     /** The disk's name in a sidecar of several disks (counters, events, log lines), else null. */
     private final String label;
     private final PrintWriter out;
+    private final int hiddenClusterSize;
     private final PeerStatus peer = new PeerStatus();
     private final StatusWatch watch;
     private DiskLock diskLock;
@@ -78,11 +79,12 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
 
     /** Locks S (unless shared: the primary owns it), H and A, and opens the state record. */
     SecondaryDisk(
-        final Spec spec, final ReplicaOptions replica, final boolean resynced, final boolean labelled,
-        final ControlEvents events, final PrintWriter out)
+        final Spec spec, final ReplicaOptions replica, final int hiddenClusterSize, final boolean resynced,
+        final boolean labelled, final ControlEvents events, final PrintWriter out)
     {
         this.spec = spec;
         this.replica = replica;
+        this.hiddenClusterSize = hiddenClusterSize;
         this.resynced = resynced;
         this.label = labelled ? spec.name() : null;
         this.out = out;
@@ -130,7 +132,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
             throw e;
         }
         secondary = new ReplicationSecondary(device, hiddenStorage, activeStorage, (int)replica.clusterSize,
-            replica.shared, SecondaryCommand.QUEUE_DEPTH);
+            hiddenClusterSize, replica.shared, SecondaryCommand.QUEUE_DEPTH);
         counters.secondary(secondary, peer, label);
     }
 
@@ -278,6 +280,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
         final ObjectNode status = StatusJson.status("secondary", replica.shared, secondary, secondary.latchedError(),
             peer);
         status.put("cluster-size", replica.clusterSize);
+        status.put("hidden-cluster-size", hiddenClusterSize);
         final SinkEndpoint current = sinkEndpoint;
         if (current != null)
         {

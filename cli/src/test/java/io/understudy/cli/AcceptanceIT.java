@@ -18,6 +18,7 @@ import java.util.List;
 
 import static io.understudy.cli.Commands.awaitFile;
 import static io.understudy.cli.Commands.awaitState;
+import static io.understudy.cli.Commands.awaitStatus;
 import static io.understudy.cli.Commands.qemuIo;
 import static io.understudy.cli.Commands.qemuIoCannotConnect;
 import static io.understudy.cli.Commands.qemuIoFails;
@@ -289,6 +290,34 @@ class AcceptanceIT
         assertTrue(done.path("error").isNull(), done.toString());
         assertAt06Contents();
         assertRange(late, 0, SIZE, ReplicaPair.PATTERN);
+    }
+
+    /**
+     * AT-05 and AT-06 with H's clusters smaller than the cluster size ({@code --hidden-cluster-size 4K}): a
+     * forwarded 4 KiB write copies one 4 KiB original into H, not its 64 KiB cluster; the SVM, whose A keeps
+     * 64 KiB clusters, sees the checkpoint's bytes around it; failover rolls exactly the primary's blocks back.
+     */
+    @Test
+    void smallHiddenClustersCopyOnlyTheBlocksWrittenAndFailoverRollsThemBack() throws Exception
+    {
+        pair.startSecondary("--hidden-cluster-size", "4K");
+        pair.startPrimary();
+        qemuIo(pair.pvmUri(), "write -P 0x22 1028k 4k", "write -P 0x23 8M 64k");
+        final JsonNode copied = awaitStatus(pair.secondaryControl, "/counters/hidden-clusters", "17");
+        assertEquals(4096, copied.path("hidden-cluster-size").asLong(), copied.toString());
+        assertEquals(CLUSTER, copied.path("cluster-size").asLong(), copied.toString());
+        qemuIo(pair.svmUri(), "read -P 0x11 1M 64k", "read -P 0x11 8M 64k", "write -P 0x33 1M 4k");
+        awaitStatus(pair.secondaryControl, "/counters/active-clusters", "1");
+        qemuIo(pair.svmUri(), "read -P 0x33 1M 4k", "read -P 0x11 1028k 60k");
+        assertRange(pair.secondaryDisk, MIB + 4096, 4096, 0x22);
+
+        pair.primary.kill();
+        pair.secondary.awaitLine("peer lost", Duration.ofMillis(HEARTBEAT_TIMEOUT_MS + 3000));
+        understudyJson("failover", "--control", pair.secondaryControl.toString());
+        awaitState(pair.secondaryControl, "done");
+        assertRange(pair.secondaryDisk, 0, MIB, ReplicaPair.PATTERN);
+        assertRange(pair.secondaryDisk, MIB, 4096, 0x33);
+        assertRange(pair.secondaryDisk, MIB + 4096, SIZE - MIB - 4096, ReplicaPair.PATTERN);
     }
 
     /**

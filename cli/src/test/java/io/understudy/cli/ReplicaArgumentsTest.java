@@ -191,6 +191,19 @@ class ReplicaArgumentsTest
     }
 
     @Test
+    void hiddenClusterSizeMustBeAPowerOfTwoNoLargerThanTheClusterSize() throws IOException
+    {
+        for (final String refused : List.of("128K", "12K", "2K"))
+        {
+            err.getBuffer().setLength(0);
+            assertEquals(1, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--hidden-cluster-size", refused)
+                .toArray(String[]::new)), refused);
+            assertTrue(err.toString().contains("--hidden-cluster-size must be a power of two in [4K, --cluster-size " +
+                "65536]"), err.toString());
+        }
+    }
+
+    @Test
     void overlaysMustBeDistinctFiles() throws IOException
     {
         final Path disk = disk();
