@@ -10,12 +10,14 @@
 #   MODES="serve aeron-udp" bench/replication-overhead.sh
 #   PIN=1 bench/replication-overhead.sh
 #   CLUSTER=4K bench/replication-overhead.sh
+#   HIDDEN_CLUSTER=4K bench/replication-overhead.sh
 #
 # Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
 # work too; on two hosts the secondary's cost moves off the primary. PIN=1 comes closer to two hosts: fio and
 # the primary (or serve) run on CPU 0 only, the secondary on CPU 1 only (the disk stays shared).
-# CLUSTER is both sides' --cluster-size: the secondary copies a whole cluster into its hidden overlay before the
-# first write of an epoch to it, so small random writes copy up to CLUSTER/4K times their own bytes.
+# CLUSTER is both sides' --cluster-size, HIDDEN_CLUSTER the secondary's --hidden-cluster-size (default CLUSTER): the
+# secondary copies a whole H cluster into its hidden overlay before the first write of an epoch to it, so small
+# random writes copy up to HIDDEN_CLUSTER/4K times their own bytes.
 # Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -27,6 +29,7 @@ MODES=${MODES:-"serve nbd aeron-udp"}
 CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
 PIN=${PIN:-0}
 CLUSTER=${CLUSTER:-64K}
+HIDDEN_CLUSTER=${HIDDEN_CLUSTER:-$CLUSTER}
 
 for tool in fio python3; do
     command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }
@@ -77,7 +80,8 @@ start_mode() {
     esac
     cp --sparse=always "$primary_disk" "$secondary_disk"
     "${secondary_cpu[@]}" "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
-        --cluster-size "$CLUSTER" --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
+        --cluster-size "$CLUSTER" --hidden-cluster-size "$HIDDEN_CLUSTER" \
+        --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
     pids+=($!)
     await_line "$work/secondary.log" "secondary ready"
     local peer
@@ -159,4 +163,5 @@ for job in order:
     print(line + "  " + unit)
 print("medians of the rounds; a ratio > 1 means the first mode is better (for p99: lower latency)")
 PY
-echo "cluster size $CLUSTER, checkpoint every $CHECKPOINT_MS ms, $ROUNDS rounds of $RUNTIME s, PIN=$PIN"
+echo "cluster size $CLUSTER, H cluster size $HIDDEN_CLUSTER, checkpoint every $CHECKPOINT_MS ms," \
+    "$ROUNDS rounds of $RUNTIME s, PIN=$PIN"
