@@ -10,12 +10,12 @@
 #   MODES="serve aeron-udp" bench/replication-overhead.sh
 #   PIN=1 bench/replication-overhead.sh
 #   CLUSTER=4K bench/replication-overhead.sh
-#   HIDDEN_CLUSTER=4K bench/replication-overhead.sh
+#   HIDDEN_CLUSTER=64K bench/replication-overhead.sh
 #
 # Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
 # work too; on two hosts the secondary's cost moves off the primary. PIN=1 comes closer to two hosts: fio and
 # the primary (or serve) run on CPU 0 only, the secondary on CPU 1 only (the disk stays shared).
-# CLUSTER is both sides' --cluster-size, HIDDEN_CLUSTER the secondary's --hidden-cluster-size (default CLUSTER): the
+# CLUSTER is both sides' --cluster-size, HIDDEN_CLUSTER the secondary's --hidden-cluster-size (default 4K): the
 # secondary copies a whole H cluster into its hidden overlay before the first write of an epoch to it, so small
 # random writes copy up to HIDDEN_CLUSTER/4K times their own bytes.
 # Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
@@ -29,7 +29,7 @@ MODES=${MODES:-"serve nbd aeron-udp"}
 CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
 PIN=${PIN:-0}
 CLUSTER=${CLUSTER:-64K}
-HIDDEN_CLUSTER=${HIDDEN_CLUSTER:-$CLUSTER}
+HIDDEN_CLUSTER=${HIDDEN_CLUSTER:-4K}
 
 for tool in fio python3; do
     command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }

@@ -3,6 +3,7 @@ package io.understudy.cli;
 import io.understudy.cli.counters.DaemonRole;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
+import io.understudy.engine.replication.ReplicationSecondary;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
 import picocli.CommandLine.Command;
@@ -69,7 +70,8 @@ final class SecondaryCommand implements Callable<Integer>
     @Option(names = "--hidden-cluster-size", paramLabel = "SIZE", converter = ByteSize.class,
         description = "H's cluster size, a power of two from 4K up to --cluster-size: what the secondary copies into " +
             "H before a forwarded write lands. 4K copies 4 KiB before a 4 KiB write instead of a whole cluster, " +
-            "for 16 times the bitmap memory of H and the COW filter (default: --cluster-size, as QEMU).")
+            "for 16 times the bitmap memory of H and the COW filter at 64K (default: 4K; in shared mode " +
+            "--cluster-size, the unit the primary ships originals in).")
     Long hiddenClusterSize;
 
     @Option(names = "--listen", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
@@ -172,7 +174,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         if (hiddenClusterSize == null)
         {
-            return (int)replica.clusterSize;
+            return replica.shared ? (int)replica.clusterSize : ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE;
         }
         if (Long.bitCount(hiddenClusterSize) != 1 || hiddenClusterSize < 4096 ||
             hiddenClusterSize > replica.clusterSize)

@@ -293,15 +293,14 @@ class AcceptanceIT
     }
 
     /**
-     * AT-05 and AT-06 with H's clusters smaller than the cluster size ({@code --hidden-cluster-size 4K}): a
+     * AT-05 and AT-06 with H's clusters smaller than the cluster size (4 KiB, the non-shared default): a
      * forwarded 4 KiB write copies one 4 KiB original into H, not its 64 KiB cluster; the SVM, whose A keeps
      * 64 KiB clusters, sees the checkpoint's bytes around it; failover rolls exactly the primary's blocks back.
      */
     @Test
     void smallHiddenClustersCopyOnlyTheBlocksWrittenAndFailoverRollsThemBack() throws Exception
     {
-        pair.startSecondary("--hidden-cluster-size", "4K");
-        pair.startPrimary();
+        pair.start();
         qemuIo(pair.pvmUri(), "write -P 0x22 1028k 4k", "write -P 0x23 8M 64k");
         final JsonNode copied = awaitStatus(pair.secondaryControl, "/counters/hidden-clusters", "17");
         assertEquals(4096, copied.path("hidden-cluster-size").asLong(), copied.toString());

@@ -42,6 +42,8 @@ class CountersIT
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Duration SETTLE = Duration.ofSeconds(20);
     private static final int CLUSTER = 64 * 1024;
+    /** The secondary's default H cluster size in non-shared mode. */
+    private static final int HIDDEN_CLUSTER = 4096;
 
     @TempDir
     Path dir;
@@ -87,7 +89,7 @@ class CountersIT
         assertEquals(0, idle.path("forwarded-bytes").asLong(), idle.toString());
         assertEquals(0, idle.path("errors").asLong(), idle.toString());
 
-        // 1 MiB from the guest: forwarded whole, 16 clusters dirty, 16 originals copied into H.
+        // 1 MiB from the guest: forwarded whole, 16 clusters dirty, its originals copied into 256 clusters of H.
         qemuIo(unixUri(pvm), "write -P 0x22 1M 1M");
         final JsonNode written = awaitCounters(primaryControl, "the guest's 1 MiB forwarded",
             c -> c.path("forwarded-bytes").asLong() == MIB && c.path("dirty-clusters").asLong() == MIB / CLUSTER);
@@ -97,7 +99,8 @@ class CountersIT
         assertTrue(written.path("forwarded-ops").asLong() >= 1, written.toString());
         qemuIo(unixUri(svm), "write -P 0x33 4M 128k");
         final JsonNode copied = awaitCounters(secondaryControl, "COW copies into H and the SVM's writes into A",
-            c -> c.path("hidden-clusters").asLong() == MIB / CLUSTER && c.path("active-clusters").asLong() == 2);
+            c -> c.path("hidden-clusters").asLong() == MIB / HIDDEN_CLUSTER &&
+                c.path("active-clusters").asLong() == 2);
         assertEquals(MIB, copied.path("nbd-write-bytes:colo").asLong(), copied.toString());
         assertEquals(128 * 1024, copied.path("nbd-write-bytes:svm").asLong(), copied.toString());
 
