@@ -174,7 +174,7 @@ final class SecondaryCommand implements Callable<Integer>
     {
         if (hiddenClusterSize == null)
         {
-            return replica.shared ? (int)replica.clusterSize : ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE;
+            return ReplicationSecondary.defaultHiddenClusterSize((int)replica.clusterSize, replica.shared);
         }
         if (Long.bitCount(hiddenClusterSize) != 1 || hiddenClusterSize < 4096 ||
             hiddenClusterSize > replica.clusterSize)

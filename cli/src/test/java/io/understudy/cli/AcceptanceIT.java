@@ -1,6 +1,7 @@
 package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.understudy.engine.replication.ReplicationSecondary;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -303,7 +304,8 @@ class AcceptanceIT
         pair.start();
         qemuIo(pair.pvmUri(), "write -P 0x22 1028k 4k", "write -P 0x23 8M 64k");
         final JsonNode copied = awaitStatus(pair.secondaryControl, "/counters/hidden-clusters", "17");
-        assertEquals(4096, copied.path("hidden-cluster-size").asLong(), copied.toString());
+        assertEquals(ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE, copied.path("hidden-cluster-size").asLong(),
+            copied.toString());
         assertEquals(CLUSTER, copied.path("cluster-size").asLong(), copied.toString());
         qemuIo(pair.svmUri(), "read -P 0x11 1M 64k", "read -P 0x11 8M 64k", "write -P 0x33 1M 4k");
         awaitStatus(pair.secondaryControl, "/counters/active-clusters", "1");

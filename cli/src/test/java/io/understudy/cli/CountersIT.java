@@ -2,6 +2,7 @@ package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.understudy.engine.replication.ReplicationSecondary;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,8 +43,7 @@ class CountersIT
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Duration SETTLE = Duration.ofSeconds(20);
     private static final int CLUSTER = 64 * 1024;
-    /** The secondary's default H cluster size in non-shared mode. */
-    private static final int HIDDEN_CLUSTER = 4096;
+    private static final int HIDDEN_CLUSTER = ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE;
 
     @TempDir
     Path dir;

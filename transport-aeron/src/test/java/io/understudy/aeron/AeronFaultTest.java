@@ -149,14 +149,7 @@ class AeronFaultTest extends LinkTestBase
             final int length = MessageHeader.LENGTH + new HelloFlyweight().wrap(buffer, MessageHeader.LENGTH)
                 .encode(LinkFixture.hello(DISK, 5), WireProtocol.REPLY_STREAM_ID, "aeron:ipc");
             final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (control.offer(buffer, 0, length) < 0)
-            {
-                if (System.nanoTime() > deadline)
-                {
-                    fail("could not send the HELLO");
-                }
-                Thread.sleep(1);
-            }
+            offer(control, buffer, length, deadline);
             final AtomicReference<String> refusal = new AtomicReference<>();
             final FragmentAssembler assembler = new FragmentAssembler((b, offset, l, header) ->
             {
@@ -168,13 +161,7 @@ class AeronFaultTest extends LinkTestBase
                         ControlFlyweight.getText(b, h.blockOffset() + h.blockLength(), offset + l));
                 }
             });
-            while (refusal.get() == null && System.nanoTime() < deadline)
-            {
-                if (replies.poll(assembler, 10) == 0)
-                {
-                    Thread.sleep(1);
-                }
-            }
+            awaitReplies(replies, assembler, () -> refusal.get() != null, deadline);
             assertEquals("version " + LinkFixture.hello(DISK, 5).generationId() +
                 ": wire version 2 is not spoken here (version 1)", refusal.get());
         }
@@ -198,14 +185,7 @@ class AeronFaultTest extends LinkTestBase
             new RequestFlyweight().wrap(buffer, MessageHeader.LENGTH).encode(1, 0, 4096, 0);
             buffer.setMemory(MessageHeader.LENGTH + RequestFlyweight.BLOCK_LENGTH, 4096, (byte)0x66);
             final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (intruder.offer(buffer) < 0)
-            {
-                if (System.nanoTime() > deadline)
-                {
-                    fail("could not send");
-                }
-                Thread.sleep(1);
-            }
+            offer(intruder, buffer, buffer.capacity(), deadline);
             while (pair.endpoint.ignoredMessages() == 0 && System.nanoTime() < deadline)
             {
                 Thread.sleep(1);

@@ -222,7 +222,7 @@ final class DemoPhase
         }
         final ReplicationSecondary secondary = secondarySide.push(
             new ReplicationSecondary(disk, hidden, active, CLUSTER_SIZE,
-                shared ? CLUSTER_SIZE : ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE, shared, QUEUE_DEPTH));
+                ReplicationSecondary.defaultHiddenClusterSize(CLUSTER_SIZE, shared), shared, QUEUE_DEPTH));
         expectOk(secondary.start(ReplicationMode.SECONDARY), "starting the secondary");
         secondarySide.push(DutyAgent.start("demo-secondary-duty", secondary::doWork, this::onAgentError));
         return secondary;

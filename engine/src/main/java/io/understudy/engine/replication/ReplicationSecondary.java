@@ -59,8 +59,9 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
 {
     /**
      * H's cluster size for non-shared mode: a 4 KiB forwarded write copies 4 KiB into H, not a 64 KiB cluster.
-     * In interleaved runs of bench/replication-overhead.sh that made random writes 1.2-1.8x faster, 1 MiB writes
-     * over Aeron 0.82x; it costs H's and the COW filter's bitmaps at one bit per 4 KiB (about 195 MiB per TiB).
+     * In interleaved runs of bench/replication-overhead.sh that made random writes 1.16-1.83x faster and 1 MiB
+     * writes over Aeron 0.82x; it costs H's and the COW filter's bitmaps at one bit per 4 KiB (about 195 MiB per
+     * TiB).
      */
     public static final int DEFAULT_HIDDEN_CLUSTER_SIZE = 4096;
     /** Staging buffer of the failover commit: one maximal cluster, the least {@link OverlayCommit} accepts. */
@@ -116,6 +117,15 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         this.queueDepth = queueDepth;
         this.sink = new GatedDevice(null, disk.size(), queueDepth, null, Errno.EIO);
         this.view = new GatedDevice(null, disk.size(), queueDepth, null, Errno.EIO);
+    }
+
+    /**
+     * @return H's cluster size unless told otherwise: {@link #DEFAULT_HIDDEN_CLUSTER_SIZE}, or in shared mode the
+     * cluster size, since the primary ships whole clusters and a finer H would only cost memory.
+     */
+    public static int defaultHiddenClusterSize(final int clusterSize, final boolean shared)
+    {
+        return shared ? clusterSize : DEFAULT_HIDDEN_CLUSTER_SIZE;
     }
 
     /** H with the cluster size of A (as QEMU). */
