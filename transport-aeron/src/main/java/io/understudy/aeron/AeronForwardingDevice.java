@@ -1,11 +1,11 @@
 package io.understudy.aeron;
 
 import io.aeron.Publication;
+import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.lang.foreign.MemorySegment;
@@ -71,7 +71,7 @@ final class AeronForwardingDevice implements BlockDevice
     private final long backPressureWaitNanos;
     private final long partWaitNanos;
     private final Slot[] slots;
-    private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
+    private final IndexStack freeSlots;
     private final AtomicLong forwarded = new AtomicLong();
     private final AtomicLong acked = new AtomicLong();
     private final AtomicLong messagesSent = new AtomicLong();
@@ -99,11 +99,10 @@ final class AeronForwardingDevice implements BlockDevice
         this.backPressureWaitNanos = backPressureWaitNanos;
         this.partWaitNanos = partWaitNanos;
         this.slots = new Slot[queueDepth];
-        this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.freeSlots = new IndexStack(queueDepth);
         for (int i = 0; i < queueDepth; i++)
         {
             slots[i] = new Slot(i);
-            freeSlots.offer(slots[i]);
         }
     }
 
@@ -164,7 +163,15 @@ final class AeronForwardingDevice implements BlockDevice
     /** @return requests in flight. */
     int inFlight()
     {
-        return slots.length - freeSlots.size();
+        int busy = 0;
+        for (final Slot slot : slots)
+        {
+            if ((int)PHASE.getVolatile(slot) == BUSY)
+            {
+                busy++;
+            }
+        }
+        return busy;
     }
 
     @Override
@@ -353,12 +360,13 @@ final class AeronForwardingDevice implements BlockDevice
             completion.onComplete(cookie, -failErrno);
             return true;
         }
-        final Slot slot = freeSlots.poll();
-        if (slot == null)
+        final int index = freeSlots.pop();
+        if (index == IndexStack.EMPTY)
         {
             slotsExhausted.incrementAndGet();
             return false;
         }
+        final Slot slot = slots[index];
         slot.arm(completion, cookie, dataLength, templateId == WireProtocol.WRITE ||
             templateId == WireProtocol.COW_DATA ? dataLength : 0);
         final long wireCookie = ((long)slot.sequence << 16) | slot.index;
@@ -386,7 +394,7 @@ final class AeronForwardingDevice implements BlockDevice
         {
             slot.release();
             PHASE.setVolatile(slot, IDLE);
-            freeSlots.offer(slot);
+            freeSlots.push(slot.index);
             return false;
         }
         forwarded.incrementAndGet();
@@ -467,7 +475,7 @@ final class AeronForwardingDevice implements BlockDevice
             acked.incrementAndGet();
         }
         slot.release();
-        freeSlots.offer(slot);
+        freeSlots.push(slot.index);
         completion.onComplete(cookie, result);
     }
 

@@ -1,13 +1,13 @@
 package io.understudy.engine.cow;
 
 import io.understudy.engine.bitmap.AtomicBitmap;
+import io.understudy.engine.concurrent.IndexStack;
+import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.overlay.SteppedRequest;
-import io.understudy.engine.overlay.Waiters;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -95,7 +95,8 @@ public final class CowFilter implements BlockDevice
     private AtomicBitmap spareCopied;
     private final AtomicBitmap busy;
     private final Arena arena = Arena.ofShared();
-    private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
+    private final Request[] requests;
+    private final IndexStack freeRequests;
     private final Waiters<SteppedRequest> waiting;
     private final AtomicInteger writesInFlight = new AtomicInteger();
     private final AtomicBoolean epochChanging = new AtomicBoolean();
@@ -140,13 +141,14 @@ public final class CowFilter implements BlockDevice
         this.copied = new AtomicBitmap(clusterCount);
         this.spareCopied = new AtomicBitmap(clusterCount);
         this.busy = new AtomicBitmap(clusterCount);
-        this.freeRequests = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.requests = new Request[queueDepth];
+        this.freeRequests = new IndexStack(queueDepth);
         this.waiting = new Waiters<>(queueDepth);
         final long slotBytes = (long)copyClusters << clusterShift;
         final MemorySegment scratch = arena.allocate(slotBytes * queueDepth, 4096);
         for (int i = 0; i < queueDepth; i++)
         {
-            freeRequests.offer(new Request(scratch.asSlice(i * slotBytes, slotBytes)));
+            requests[i] = new Request(i, scratch.asSlice(i * slotBytes, slotBytes));
         }
     }
 
@@ -407,13 +409,13 @@ public final class CowFilter implements BlockDevice
             writesInFlight.decrementAndGet();
             return false;
         }
-        final Request request = freeRequests.poll();
-        if (request == null)
+        final int slot = freeRequests.pop();
+        if (slot == IndexStack.EMPTY)
         {
             writesInFlight.decrementAndGet();
             return false;
         }
-        request.start(op, offset, buffer, length, flags, completion, cookie);
+        requests[slot].start(op, offset, buffer, length, flags, completion, cookie);
         return true;
     }
 
@@ -440,9 +442,9 @@ public final class CowFilter implements BlockDevice
         /** A FUA write that copied something flushes the target first: originals are durable before the data. */
         private boolean targetFlushPending;
 
-        Request(final MemorySegment scratch)
+        Request(final int slot, final MemorySegment scratch)
         {
-            super(waiting);
+            super(waiting, slot);
             this.scratch = scratch;
         }
 
@@ -603,7 +605,7 @@ public final class CowFilter implements BlockDevice
             final int outcome = result;
             this.completion = null;
             this.buffer = null;
-            freeRequests.offer(this);
+            freeRequests.push(slot());
             writesInFlight.decrementAndGet();
             completion.onComplete(cookie, outcome);
         }

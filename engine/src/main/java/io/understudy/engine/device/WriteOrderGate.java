@@ -1,6 +1,6 @@
 package io.understudy.engine.device;
 
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
+import io.understudy.engine.concurrent.Waiters;
 
 import java.lang.foreign.MemorySegment;
 
@@ -30,9 +30,11 @@ import java.lang.foreign.MemorySegment;
  * that become ready together never overlap each other (the later of two overlapping requests counted the earlier
  * one), so their order does not matter. A request the device below refuses when it first passes is handed back to
  * the caller as back-pressure unless a later request already waits for it; such a request, and a held request
- * refused when it becomes ready, is queued and retried right after queueing, by {@link #doWork()} and after every
- * completion here. Queue, then retry: a completion that freed room below checks the queue after freeing it, so
- * either it sees the request or the retry sees the room, and no request waits for a duty cycle that may be idle.
+ * refused when it becomes ready, parks in {@link Waiters} and is retried (the former once right away), after every
+ * completion here and by {@link #doWork()}. The waiters' wake-up counter, read before each attempt, closes the
+ * race with a completion that frees room below in between: either that completion's signal finds the request
+ * parked, or the request sees the changed counter and retries at once, so no request waits for a duty cycle that
+ * may be idle.
  * <p>
  * <b>Why a lock.</b> Arrival and completion each scan the requests in flight (at most {@code capacity}, the
  * queue depth, typically a handful) under one short monitor, with no I/O, callback or allocation inside it;
@@ -54,9 +56,9 @@ public final class WriteOrderGate extends ForwardingBlockDevice
     private final Slot[] slots;
     /** Indexes of free slots, a stack; guarded by {@link #lock}. */
     private final int[] freeIndexes;
-    /** Slots in flight (held, queued for retry or below), unordered; guarded by {@link #lock}. */
+    /** Slots in flight (held, parked for a retry or below), unordered; guarded by {@link #lock}. */
     private final Slot[] active;
-    private final ManyToManyConcurrentArrayQueue<Slot> retries;
+    private final Waiters<Slot> retries;
     private final IoCompletion fromBelow = this::onBelowComplete;
     private int freeCount;
     private int activeCount;
@@ -78,7 +80,7 @@ public final class WriteOrderGate extends ForwardingBlockDevice
         this.slots = new Slot[capacity];
         this.freeIndexes = new int[capacity];
         this.active = new Slot[capacity];
-        this.retries = new ManyToManyConcurrentArrayQueue<>(capacity);
+        this.retries = new Waiters<>(capacity);
         for (int i = 0; i < capacity; i++)
         {
             slots[i] = new Slot(i);
@@ -126,26 +128,11 @@ public final class WriteOrderGate extends ForwardingBlockDevice
     /**
      * Submits requests that became ready while the device below pushed back. Call it from the owner's duty cycle.
      *
-     * @return the number of requests submitted.
+     * @return the number of requests that went on (see {@link Waiters#drain}).
      */
     public int doWork()
     {
-        int submitted = 0;
-        for (int i = retries.size(); i > 0; i--)
-        {
-            final Slot slot = retries.poll();
-            if (slot == null)
-            {
-                break;
-            }
-            if (!submit(slot))
-            {
-                retries.offer(slot);
-                break;
-            }
-            submitted++;
-        }
-        return submitted;
+        return retries.drain();
     }
 
     private boolean order(
@@ -190,6 +177,7 @@ public final class WriteOrderGate extends ForwardingBlockDevice
                 return true;
             }
         }
+        final long observed = retries.observe();
         if (submit(slot))
         {
             return true;
@@ -204,10 +192,9 @@ public final class WriteOrderGate extends ForwardingBlockDevice
             }
         }
         // Later requests already wait for it, so it keeps its place in the order and is retried, once right away:
-        // every completion that freed room below while this thread was between the refusal and the offer found
-        // the queue empty, and if nothing else is in flight below, no later completion would come to retry it.
-        retries.offer(slot);
-        doWork();
+        // if nothing else is in flight below, no completion would come to retry it.
+        retries.park(slot, slot.index, observed);
+        retries.drain();
         return true;
     }
 
@@ -249,16 +236,11 @@ public final class WriteOrderGate extends ForwardingBlockDevice
         {
             final Slot next = ready.nextReady;
             ready.nextReady = null;
-            if (!submit(ready))
-            {
-                retries.offer(ready);
-            }
+            ready.run();
             ready = next;
         }
-        if (!retries.isEmpty())
-        {
-            doWork();
-        }
+        // This completion freed room below: requests refused earlier may go now.
+        retries.signal();
     }
 
     /** Takes the slot out of the active set and frees it; call it under the lock. */
@@ -273,8 +255,11 @@ public final class WriteOrderGate extends ForwardingBlockDevice
         freeIndexes[freeCount++] = slot.index;
     }
 
-    /** One accepted write-type request; every field but the chain link is guarded by the gate's lock. */
-    private static final class Slot
+    /**
+     * One accepted write-type request; every field but the chain link is guarded by the gate's lock. Running it
+     * submits it below once it is ready, or parks it for a retry.
+     */
+    private final class Slot implements Runnable
     {
         private final int index;
         private int op;
@@ -303,6 +288,17 @@ public final class WriteOrderGate extends ForwardingBlockDevice
         boolean overlaps(final Slot other)
         {
             return offset < other.end && other.offset < end;
+        }
+
+        @Override
+        public void run()
+        {
+            // Observed before the attempt: a completion that frees room after the refusal changes the counter.
+            final long observed = retries.observe();
+            if (!submit(this))
+            {
+                retries.park(this, index, observed);
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 package io.understudy.engine.io;
 
+import io.understudy.engine.concurrent.IndexStack;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 

@@ -1,11 +1,12 @@
 package io.understudy.engine.overlay;
 
 import io.understudy.engine.bitmap.AtomicBitmap;
+import io.understudy.engine.concurrent.IndexStack;
+import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -119,7 +120,8 @@ public final class OverlayDevice implements BlockDevice
     private final AtomicBitmap busy;
     private volatile AtomicBitmap releasing;
     private final Arena arena = Arena.ofShared();
-    private final ManyToManyConcurrentArrayQueue<Request> freeRequests;
+    private final Request[] requests;
+    private final IndexStack freeRequests;
     private final Waiters<SteppedRequest> waiting;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final Releaser releaser = new Releaser();
@@ -176,12 +178,13 @@ public final class OverlayDevice implements BlockDevice
         this.allocated = new AtomicBitmap(clusterCount);
         this.busy = new AtomicBitmap(clusterCount);
         this.releasing = new AtomicBitmap(clusterCount);
-        this.freeRequests = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.requests = new Request[queueDepth];
+        this.freeRequests = new IndexStack(queueDepth);
         this.waiting = new Waiters<>(queueDepth);
         final MemorySegment scratch = arena.allocate((long)clusterSize * queueDepth, 4096);
         for (int i = 0; i < queueDepth; i++)
         {
-            freeRequests.offer(new Request(scratch.asSlice((long)i * clusterSize, clusterSize)));
+            requests[i] = new Request(i, scratch.asSlice((long)i * clusterSize, clusterSize));
         }
     }
 
@@ -460,13 +463,13 @@ public final class OverlayDevice implements BlockDevice
             completion.onComplete(cookie, invalid);
             return true;
         }
-        final Request request = freeRequests.poll();
-        if (request == null)
+        final int slot = freeRequests.pop();
+        if (slot == IndexStack.EMPTY)
         {
             inFlight.decrementAndGet();
             return false;
         }
-        request.start(op, offset, buffer, length, flags, completion, cookie);
+        requests[slot].start(op, offset, buffer, length, flags, completion, cookie);
         return true;
     }
 
@@ -500,9 +503,9 @@ public final class OverlayDevice implements BlockDevice
         private long heldFrom;
         private long heldTo;
 
-        Request(final MemorySegment scratch)
+        Request(final int slot, final MemorySegment scratch)
         {
-            super(waiting);
+            super(waiting, slot);
             this.scratch = scratch;
         }
 
@@ -731,7 +734,7 @@ public final class OverlayDevice implements BlockDevice
             this.buffer = null;
             // Recycle the slot and leave the in-flight count before the callback, so that the callback may
             // resubmit or make the device empty.
-            freeRequests.offer(this);
+            freeRequests.push(slot());
             inFlight.decrementAndGet();
             completion.onComplete(cookie, outcome);
         }

@@ -1,5 +1,6 @@
 package io.understudy.engine.overlay;
 
+import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.IoCompletion;
 
 import java.util.concurrent.atomic.AtomicInteger;
@@ -32,9 +33,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * failing CAS reads: the submitter sees the result. If the submitter wins, every field it wrote while
  * planning precedes its successful CAS, which the completion's failing CAS reads, and the submitter touches
  * nothing after it: the completion sees a consistent request. A refused submission (back-pressure) brings no
- * completion, so the submitter resets the guard to IDLE and parks. A parked request is resumed through the
- * {@link Waiters} queue, whose offer and poll order the parking thread's writes before the resuming thread's
- * reads.
+ * completion, so the submitter resets the guard to IDLE and parks. A parked request is resumed through
+ * {@link Waiters}, whose park and drain (compare-and-sets on one stack head) order the parking thread's writes
+ * before the resuming thread's reads.
  * <p>
  * <b>Lost wake-ups.</b> Each step reads {@link Waiters#observe()} before checking the conditions it may block
  * on, and parks with that observation; every completion signals the waiters after it has moved on, since the
@@ -58,6 +59,7 @@ public abstract class SteppedRequest implements IoCompletion, Runnable
     private static final int GUARD_AWAITING = 3;
 
     private final Waiters<SteppedRequest> parked;
+    private final int slot;
     private final AtomicInteger guard = new AtomicInteger();
     /** Result of the last sub-request, published by the guard's CAS (see the class comment). */
     private int ioResult;
@@ -65,10 +67,20 @@ public abstract class SteppedRequest implements IoCompletion, Runnable
     /** The sub-request planned or in flight, {@link #IO_NONE} between sub-requests. */
     protected int io;
 
-    /** @param waiters where this request parks while blocked, shared by the device's request slots. */
-    protected SteppedRequest(final Waiters<SteppedRequest> waiters)
+    /**
+     * @param waiters where this request parks while blocked, shared by the device's request slots.
+     * @param slot    this request's index among them, unique in {@code [0, capacity of waiters)}.
+     */
+    protected SteppedRequest(final Waiters<SteppedRequest> waiters, final int slot)
     {
         this.parked = waiters;
+        this.slot = slot;
+    }
+
+    /** @return this request's slot index (its place in the device's free list). */
+    protected final int slot()
+    {
+        return slot;
     }
 
     /** Drives the state machine until it waits for a completion, blocks, or finishes. */
@@ -90,7 +102,7 @@ public abstract class SteppedRequest implements IoCompletion, Runnable
             }
             if (step == STEP_BLOCKED)
             {
-                parked.park(this, observedWakeups);
+                parked.park(this, slot, observedWakeups);
                 return;
             }
         }

@@ -1,10 +1,10 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
@@ -54,7 +54,8 @@ public final class GatedDevice implements BlockDevice
     }
 
     private final long size;
-    private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
+    private final Slot[] slots;
+    private final IndexStack freeSlots;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final WriteObserver observer;
     private volatile BlockDevice delegate;
@@ -81,10 +82,11 @@ public final class GatedDevice implements BlockDevice
         this.observer = observer;
         this.refusal = refusal;
         this.state = REFUSING;
-        this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.slots = new Slot[queueDepth];
+        this.freeSlots = new IndexStack(queueDepth);
         for (int i = 0; i < queueDepth; i++)
         {
-            freeSlots.offer(new Slot(i));
+            slots[i] = new Slot(i);
         }
     }
 
@@ -326,12 +328,13 @@ public final class GatedDevice implements BlockDevice
 
     private Slot take()
     {
-        final Slot slot = freeSlots.poll();
-        if (slot == null)
+        final int index = freeSlots.pop();
+        if (index == IndexStack.EMPTY)
         {
             inFlight.decrementAndGet();
+            return null;
         }
-        return slot;
+        return slots[index];
     }
 
     private void observe(final long offset, final long length)
@@ -354,11 +357,11 @@ public final class GatedDevice implements BlockDevice
     /** One admitted request: remembers the caller's completion and cookie. */
     private final class Slot implements IoCompletion
     {
-        private final long index;
+        private final int index;
         private IoCompletion completion;
         private long cookie;
 
-        Slot(final long index)
+        Slot(final int index)
         {
             this.index = index;
         }
@@ -372,7 +375,7 @@ public final class GatedDevice implements BlockDevice
         void release()
         {
             completion = null;
-            freeSlots.offer(this);
+            freeSlots.push(index);
             inFlight.decrementAndGet();
         }
 
@@ -384,7 +387,7 @@ public final class GatedDevice implements BlockDevice
             // Slot first, so the caller's completion may submit again at once; the count after, so a quiescer
             // that sees zero knows the device below has finished with every admitted request.
             completion = null;
-            freeSlots.offer(this);
+            freeSlots.push(index);
             inFlight.decrementAndGet();
             callerCompletion.onComplete(callerCookie, result);
         }

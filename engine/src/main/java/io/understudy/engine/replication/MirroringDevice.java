@@ -1,9 +1,10 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.concurrent.IndexStack;
+import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -22,8 +23,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>
  * Each request takes a preallocated slot (the cookie below is the slot index) with a two-part countdown. The
  * local part is submitted first (its back-pressure is the caller's); once it is under way the peer part can no
- * longer be refused, so if the link pushes back the slot waits in a bounded retry queue, resubmitted once right
- * after queueing, by {@link #doWork()} (the owner's duty cycle) and after every completion here; no thread spins.
+ * longer be refused, so if the link pushes back the slot parks in {@link Waiters} and is resubmitted once right
+ * away, after every completion here (which may have freed room in the link) and by {@link #doWork()}, the owner's
+ * duty cycle; no thread spins. The waiters' wake-up counter closes the race between a refusal and a completion
+ * that frees room meanwhile.
  */
 public final class MirroringDevice implements BlockDevice
 {
@@ -35,9 +38,9 @@ public final class MirroringDevice implements BlockDevice
     private final BlockDevice local;
     private final PeerLink link;
     private final Slot[] slots;
-    private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
-    /** Slots whose peer part the link pushed back; at most one entry per slot, so it never overflows. */
-    private final ManyToManyConcurrentArrayQueue<Slot> peerRetries;
+    private final IndexStack freeSlots;
+    /** Slots whose peer part the link pushed back. */
+    private final Waiters<Slot> peerRetries;
     private final IoCompletion fromLocal = this::onLocalComplete;
     private final IoCompletion fromPeer = this::onPeerComplete;
 
@@ -51,12 +54,11 @@ public final class MirroringDevice implements BlockDevice
         this.local = local;
         this.link = link;
         this.slots = new Slot[queueDepth];
-        this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
-        this.peerRetries = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.freeSlots = new IndexStack(queueDepth);
+        this.peerRetries = new Waiters<>(queueDepth);
         for (int i = 0; i < queueDepth; i++)
         {
             slots[i] = new Slot(i);
-            freeSlots.offer(slots[i]);
         }
     }
 
@@ -141,11 +143,12 @@ public final class MirroringDevice implements BlockDevice
         final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
         final IoCompletion completion, final long cookie)
     {
-        final Slot slot = freeSlots.poll();
-        if (slot == null)
+        final int index = freeSlots.pop();
+        if (index == IndexStack.EMPTY)
         {
             return false;
         }
+        final Slot slot = slots[index];
         slot.completion = completion;
         slot.cookie = cookie;
         slot.op = op;
@@ -159,15 +162,14 @@ public final class MirroringDevice implements BlockDevice
         if (!submit(local, op, offset, buffer, length, flags, fromLocal, slot.index))
         {
             slot.completion = null;
-            freeSlots.offer(slot);
+            freeSlots.push(slot.index);
             return false;
         }
-        if (!submitPeer(slot))
+        if (!slot.submitPeer())
         {
-            // Queue, then retry once: a completion that freed room in the link before the offer found the queue
-            // empty, and it may have been the last one in flight.
-            peerRetries.offer(slot);
-            doWork();
+            // Parked; retried once right away, since a local part that already completed leaves no completion
+            // here to signal (the request may be the only one in flight).
+            peerRetries.drain();
         }
         return true;
     }
@@ -175,31 +177,11 @@ public final class MirroringDevice implements BlockDevice
     /**
      * Resubmits peer parts the link pushed back. Call it from the owner's duty cycle.
      *
-     * @return the number of peer parts submitted.
+     * @return the number of peer parts that went on (see {@link Waiters#drain}).
      */
     public int doWork()
     {
-        int submitted = 0;
-        for (int i = peerRetries.size(); i > 0; i--)
-        {
-            final Slot slot = peerRetries.poll();
-            if (slot == null)
-            {
-                break;
-            }
-            if (!submitPeer(slot))
-            {
-                peerRetries.offer(slot);
-                break;
-            }
-            submitted++;
-        }
-        return submitted;
-    }
-
-    private boolean submitPeer(final Slot slot)
-    {
-        return submit(link, slot.op, slot.offset, slot.buffer, slot.length, slot.flags, fromPeer, slot.index);
+        return peerRetries.drain();
     }
 
     private static boolean submit(
@@ -244,17 +226,15 @@ public final class MirroringDevice implements BlockDevice
             final int result = slot.localResult;
             slot.completion = null;
             slot.buffer = null;
-            freeSlots.offer(slot);
+            freeSlots.push(slot.index);
             completion.onComplete(cookie, result);
         }
-        if (!peerRetries.isEmpty())
-        {
-            doWork();
-        }
+        // A part completed, so the link or the local disk may have room for a peer part that was pushed back.
+        peerRetries.signal();
     }
 
-    /** One mirrored request. */
-    private static final class Slot
+    /** One mirrored request; running it (re)submits its peer part. */
+    private final class Slot implements Runnable
     {
         private final AtomicInteger remaining = new AtomicInteger();
         private final int index;
@@ -270,6 +250,29 @@ public final class MirroringDevice implements BlockDevice
         Slot(final int index)
         {
             this.index = index;
+        }
+
+        @Override
+        public void run()
+        {
+            submitPeer();
+        }
+
+        /**
+         * Submits the peer part, or parks the slot until a completion or the duty cycle retries it.
+         *
+         * @return false if it was parked.
+         */
+        boolean submitPeer()
+        {
+            // Observed before the attempt: a completion that frees room after the refusal changes the counter.
+            final long observed = peerRetries.observe();
+            if (submit(link, op, offset, buffer, length, flags, fromPeer, index))
+            {
+                return true;
+            }
+            peerRetries.park(this, index, observed);
+            return false;
         }
     }
 }

@@ -1,10 +1,10 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -69,7 +69,7 @@ public final class PeerLink implements BlockDevice
     private final long timeoutNanos;
     private final FailureHandler handler;
     private final Slot[] slots;
-    private final ManyToManyConcurrentArrayQueue<Slot> freeSlots;
+    private final IndexStack freeSlots;
     private final IoCompletion fromPeer = this::onPeerComplete;
     private final AtomicLong forwarded = new AtomicLong();
     private final AtomicLong timeouts = new AtomicLong();
@@ -103,11 +103,10 @@ public final class PeerLink implements BlockDevice
         this.timeoutNanos = timeoutNanos;
         this.handler = handler;
         this.slots = new Slot[queueDepth];
-        this.freeSlots = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.freeSlots = new IndexStack(queueDepth);
         for (int i = 0; i < queueDepth; i++)
         {
             slots[i] = new Slot(i);
-            freeSlots.offer(slots[i]);
         }
     }
 
@@ -278,11 +277,12 @@ public final class PeerLink implements BlockDevice
             completion.onComplete(cookie, success);
             return true;
         }
-        final Slot slot = freeSlots.poll();
-        if (slot == null)
+        final int index = freeSlots.pop();
+        if (index == IndexStack.EMPTY)
         {
             return false;
         }
+        final Slot slot = slots[index];
         final long generation = (slot.ticket.get() >>> 2) + 1;
         final long armed = generation << 2 | ARMED;
         slot.completion = completion;
@@ -312,7 +312,7 @@ public final class PeerLink implements BlockDevice
             unacknowledgedBytes.getAndAdd(-bytes);
             slot.completion = null;
             slot.ticket.set(generation << 2 | IDLE);
-            freeSlots.offer(slot);
+            freeSlots.push(slot.index);
             return refusedTooLong(now) && forward(op, offset, buffer, length, flags,
                 completion, cookie);
         }
@@ -390,7 +390,7 @@ public final class PeerLink implements BlockDevice
         final int outcome = result < 0 ? slot.success : result;
         unacknowledgedBytes.getAndAdd(-slot.length);
         slot.completion = null;
-        freeSlots.offer(slot);
+        freeSlots.push(slot.index);
         completion.onComplete(cookie, outcome);
     }
 

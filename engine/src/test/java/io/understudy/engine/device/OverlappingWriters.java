@@ -11,6 +11,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -58,6 +59,8 @@ public final class OverlappingWriters
             for (final Thread submitter : submitters)
             {
                 submitter.join(TimeUnit.SECONDS.toMillis(120));
+                assertFalse(submitter.isAlive(), submitter.getName() + " still waits after 120 s: " +
+                    completions.size() + " of " + threads * perThread + " requests completed, the rest were lost");
             }
             assertNull(failure.get());
             assertEquals(threads * perThread, completions.size());

@@ -1,8 +1,8 @@
 package io.understudy.engine.io.threads;
 
+import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
-import io.understudy.engine.io.IndexStack;
 import io.understudy.engine.io.posix.FileDevice;
 import io.understudy.engine.io.posix.LibC;
 import io.understudy.engine.io.posix.Op;

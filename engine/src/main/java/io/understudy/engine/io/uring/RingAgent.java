@@ -1,9 +1,9 @@
 package io.understudy.engine.io.uring;
 
+import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
-import io.understudy.engine.io.IndexStack;
 import io.understudy.engine.io.posix.LibC;
 import io.understudy.engine.io.posix.Op;
 import org.agrona.concurrent.Agent;

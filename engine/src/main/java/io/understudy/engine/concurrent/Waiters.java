@@ -1,13 +1,12 @@
-package io.understudy.engine.overlay;
-
-import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
+package io.understudy.engine.concurrent;
 
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Requests of an asynchronous state machine that cannot go on yet (a cluster owned by another request,
- * back-pressure below) and must be resumed, never waited for by a thread.
+ * back-pressure below) and must be resumed, never waited for by a thread. Each request is one of a fixed set
+ * of preallocated slots and parks under its slot index, so parking allocates nothing and cannot fail.
  * <p>
  * Lost wake-ups are closed with a counter: a request reads {@link #observe()} before checking its
  * condition; whoever changes such a condition calls {@link #signal()} (increment, then drain); the request
@@ -15,19 +14,26 @@ import java.util.concurrent.atomic.AtomicLong;
  * request sees the changed counter and drains itself (both sides use volatile accesses).
  * <p>
  * Only one thread drains at a time (a work-in-progress counter; a signal arriving during a drain makes the
- * draining thread go round once more), so a parked request is resumed by exactly one thread.
+ * draining thread go round once more), so a parked request is resumed by exactly one thread. Each round
+ * detaches every parked request at once and resumes them in turn; one that parks again joins the next round.
+ * The order of resumption carries no meaning: every parked request is resumed in each round.
+ *
+ * @param <T> the request type; running it resumes the request.
  */
 public final class Waiters<T extends Runnable>
 {
-    private final ManyToManyConcurrentArrayQueue<T> queue;
+    private final IndexStack parked;
+    /** The request parked under each index; written before the push that publishes it. */
+    private final Runnable[] waiters;
     private final AtomicLong wakeups = new AtomicLong();
     private final AtomicLong parks = new AtomicLong();
     private final AtomicInteger drainers = new AtomicInteger();
 
-    /** @param capacity most waiters at once: the number of request slots (each parks at most once). */
+    /** @param capacity request slots: indexes {@code [0, capacity)} may park, each at most once at a time. */
     public Waiters(final int capacity)
     {
-        this.queue = new ManyToManyConcurrentArrayQueue<>(capacity);
+        this.parked = IndexStack.empty(capacity);
+        this.waiters = new Runnable[capacity];
     }
 
     /** @return the wake-up count to pass to {@link #park}; read before checking the condition. */
@@ -36,13 +42,11 @@ public final class Waiters<T extends Runnable>
         return wakeups.get();
     }
 
-    /** Parks a request whose condition failed after {@code observed} was read. */
-    public void park(final T waiter, final long observed)
+    /** Parks the request of slot {@code index}, whose condition failed after {@code observed} was read. */
+    public void park(final T waiter, final int index, final long observed)
     {
-        if (!queue.offer(waiter))
-        {
-            throw new IllegalStateException("more waiters than request slots");
-        }
+        waiters[index] = waiter;
+        parked.push(index);
         parks.incrementAndGet();
         if (wakeups.get() != observed)
         {
@@ -54,7 +58,7 @@ public final class Waiters<T extends Runnable>
     public void signal()
     {
         wakeups.incrementAndGet();
-        if (!queue.isEmpty())
+        if (!parked.isEmpty())
         {
             drain();
         }
@@ -63,7 +67,7 @@ public final class Waiters<T extends Runnable>
     /** @return true if no request is parked. */
     public boolean isEmpty()
     {
-        return queue.isEmpty();
+        return parked.isEmpty();
     }
 
     /**
@@ -84,15 +88,14 @@ public final class Waiters<T extends Runnable>
         int missed = 1;
         while (true)
         {
-            for (int i = queue.size(); i > 0; i--)
+            int index = parked.popAll();
+            while (index != IndexStack.EMPTY)
             {
-                final T waiter = queue.poll();
-                if (waiter == null)
-                {
-                    break;
-                }
+                // The link first: the request may park again while it runs, which relinks its index.
+                final int below = parked.below(index);
                 resumed++;
-                waiter.run();
+                waiters[index].run();
+                index = below;
             }
             missed = drainers.addAndGet(-missed);
             if (missed == 0)
