@@ -9,6 +9,8 @@ import io.aeron.driver.ext.DebugSendChannelEndpoint;
 import io.aeron.driver.ext.LossGenerator;
 import io.aeron.driver.ext.RandomLossGenerator;
 import io.understudy.engine.device.Errno;
+import io.understudy.engine.device.ForwardingBlockDevice;
+import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.device.MemoryDevice;
 import io.understudy.engine.link.Hello;
 import io.understudy.engine.link.PeerControl;
@@ -59,6 +61,37 @@ class AeronFaultTest extends LinkTestBase
         assertTrue(link.backPressureWaits() > 0, "the publication was never back-pressured");
         assertTrue(pair.endpoint.sinkBackPressure() > 0, "the secondary never held a request back");
         assertEquals(link.forwarded(), link.acked());
+    }
+
+    /**
+     * A sink that refuses every other write: a refused request ABORTs the poll at its last fragment, which comes
+     * again (parts longer than a frame are not reassembled from the start), and the request must then land once,
+     * whole, with the link still up.
+     */
+    @ParameterizedTest(name = "udp={0}")
+    @ValueSource(booleans = {false, true})
+    void aSinkRefusingTheLastFragmentOfAPartLosesNothing(final boolean udp) throws Exception
+    {
+        final AeronLinkContext context = new AeronLinkContext();
+        final AeronMedia secondaryMedia = own(AeronMedia.embedded());
+        final AtomicInteger writes = new AtomicInteger();
+        final Pair pair = new Pair(udp, context, secondaryMedia, udp ? own(AeronMedia.embedded()) : secondaryMedia,
+            "", sink -> new ForwardingBlockDevice(sink)
+            {
+                @Override
+                public boolean write(
+                    final long offset, final MemorySegment buffer, final int length, final int flags,
+                    final IoCompletion completion, final long cookie)
+                {
+                    return writes.getAndIncrement() % 2 != 0 && super.write(offset, buffer, length, flags,
+                        completion, cookie);
+                }
+            });
+        final AeronPrimaryLink link = pair.connect(new LinkFixture.Events(), context);
+        runContract(pair, link, 20, 11);
+        assertTrue(pair.endpoint.sinkBackPressure() > 0, "the sink never refused");
+        assertEquals(link.forwarded(), link.acked());
+        assertEquals(PeerControl.State.UP, pair.endpoint.link().state());
     }
 
     /**

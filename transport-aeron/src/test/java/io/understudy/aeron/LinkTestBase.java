@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -85,6 +86,14 @@ abstract class LinkTestBase
         Pair(final boolean udp, final AeronLinkContext context, final AeronMedia secondaryMedia,
             final AeronMedia primaryMedia, final String extraParams) throws Exception
         {
+            this(udp, context, secondaryMedia, primaryMedia, extraParams, UnaryOperator.identity());
+        }
+
+        /** @param sinkWrapper wraps the secondary's file device, e.g. to make it refuse requests. */
+        Pair(final boolean udp, final AeronLinkContext context, final AeronMedia secondaryMedia,
+            final AeronMedia primaryMedia, final String extraParams, final UnaryOperator<BlockDevice> sinkWrapper)
+            throws Exception
+        {
             this.secondaryMedia = secondaryMedia;
             this.primaryMedia = primaryMedia != null ? primaryMedia : udp ? own(AeronMedia.embedded()) :
                 secondaryMedia;
@@ -94,7 +103,7 @@ abstract class LinkTestBase
                 raf.setLength(DISK);
             }
             final ThreadPoolIoEngine engine = own(new ThreadPoolIoEngine(2));
-            final BlockDevice sink = own(engine.open(file, FileOptions.readWrite()));
+            final BlockDevice sink = sinkWrapper.apply(own(engine.open(file, FileOptions.readWrite())));
             this.channel = LinkFixture.channel(udp, extraParams);
             this.endpoint = own(AeronSecondaryEndpoint.listen(secondaryMedia, channel, sink, acceptor,
                 () -> acceptor.epoch, context));
