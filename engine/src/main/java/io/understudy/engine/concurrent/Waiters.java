@@ -15,8 +15,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>
  * Only one thread drains at a time (a work-in-progress counter; a signal arriving during a drain makes the
  * draining thread go round once more), so a parked request is resumed by exactly one thread. Each round
- * detaches every parked request at once and resumes them in turn; one that parks again joins the next round.
- * The order of resumption carries no meaning: every parked request is resumed in each round.
+ * detaches every parked request at once and resumes them in turn; one that parks again is not run again in that
+ * round, only in a later one (the drain goes round again if a signal came meanwhile). The order of resumption
+ * carries no meaning: every parked request is resumed in each round.
  *
  * @param <T> the request type; running it resumes the request.
  */
