@@ -51,9 +51,10 @@ class IndexStackTest
 
     /**
      * The free-list use: threads (more than cores, so they are preempted anywhere) take an index and give it back,
-     * over and over; popAll sweeps in too. No index may be lost or handed out twice. A bounded array queue used
-     * this way (Agrona's ManyToManyConcurrentArrayQueue, capacity = indexes) loses indexes within a second here:
-     * its offer reports "full" while a preempted poller has not released its cell.
+     * over and over; popAll sweeps in too. No index may be lost or handed out twice. That is what Agrona's
+     * ManyToManyConcurrentArrayQueue failed at as a free list (capacity = elements): its offer reports "full" while
+     * a preempted poller has not released its cell, and 2 threads cycling 16 elements through it lost 15 within a
+     * second in a standalone check.
      */
     @Test
     void indexesCycledByPreemptedThreadsAreNeverLostNorDuplicated() throws InterruptedException

@@ -57,8 +57,10 @@ class WaitersTest
 
     /**
      * Requests compete for two permits held for a while; one that finds none parks, and every release signals.
-     * Threads outnumber the cores, so parkers, drainers and signallers are preempted at every point. A lost
-     * wake-up leaves a request parked with a permit free and nothing left to signal; a park that fails throws.
+     * Threads outnumber the cores, so parkers, drainers and signallers are preempted at every point. This checks
+     * that a park never fails (throws or loses its request) and that every request is resumed in the end. It does
+     * not pin the missed-signal race: other threads' signals repair a missed one here, so that race has its own
+     * deterministic test above.
      */
     @Test
     void everyParkedRequestIsResumedUnderConcurrentParksAndSignals() throws InterruptedException
