@@ -159,7 +159,7 @@ final class DemoPhase
             TimeUnit.NANOSECONDS.toMillis(settings.checkpointIntervalNanos()));
 
         final long start = System.nanoTime();
-        drive(guest, model, primary, link, start);
+        drive(guest, model, primary, primaryDisk, link, start);
         final long crashAt = System.nanoTime();
         final long writes = guest.writes();
         final long bytes = guest.bytes();
@@ -230,12 +230,14 @@ final class DemoPhase
 
     /**
      * The driver's duty cycle until the crash: submit guest writes, and at every interval pause the guest, wait
-     * for its writes in flight, checkpoint. Once the time is up it crashes the primary, at a moment with writes
-     * in flight and at least half an interval after the last checkpoint, so there is an epoch to roll back.
+     * for its writes in flight, checkpoint. Once the time is up, and at least half an interval after the last
+     * checkpoint so there is an epoch to roll back, the primary's disk holds back what reaches it; the crash
+     * comes once it holds a request, so a guest write is in flight for certain and cannot complete before the
+     * power is cut, however late this thread runs again.
      */
     private void drive(
-        final GuestWorkload guest, final DiskModel model, final ReplicationPrimary primary, final DemoLink link,
-        final long start)
+        final GuestWorkload guest, final DiskModel model, final ReplicationPrimary primary, final PowerCut disk,
+        final DemoLink link, final long start)
     {
         final IdleStrategy idle = new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1),
             TimeUnit.MICROSECONDS.toNanos(100));
@@ -267,10 +269,14 @@ final class DemoPhase
             }
             else if (now - end >= 0)
             {
-                if (guest.inFlight() > 0 && now - lastCheckpoint >= interval / 2)
+                if (now - lastCheckpoint >= interval / 2)
                 {
-                    guest.crash();
-                    return;
+                    if (disk.heldRequests() > 0)
+                    {
+                        guest.crash();
+                        return;
+                    }
+                    disk.hold();
                 }
                 work += guest.submit();
             }
