@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import static io.understudy.cli.Commands.awaitStatus;
 import static io.understudy.cli.Commands.exportImage;
 import static io.understudy.cli.Commands.finish;
 import static io.understudy.cli.Commands.qemuIo;
@@ -295,7 +296,8 @@ class AcceptanceConcurrencyIT
             pair.pvmUri()).redirectErrorStream(true).start());
         try
         {
-            Thread.sleep(500);
+            // Admitted, so in flight for the drain: not a sleep, which a slow qemu-io start could outlast.
+            awaitStatus(pair.primaryControl, "/dirty-clusters", Long.toString(MIB / CLUSTER));
             final long start = System.nanoTime();
             final UserException refused = assertThrows(UserException.class, () -> ControlClient.execute(
                 pair.primaryControl, "checkpoint", ControlServer.JSON.createObjectNode().put("timeout-ms", 1000)));

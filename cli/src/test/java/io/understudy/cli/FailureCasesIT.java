@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static io.understudy.cli.Commands.awaitState;
+import static io.understudy.cli.Commands.awaitStatus;
 import static io.understudy.cli.Commands.qemuIo;
 import static io.understudy.cli.Commands.qemuIoFails;
 import static io.understudy.cli.Commands.status;
@@ -231,7 +232,8 @@ class FailureCasesIT
     /** The secondary stays running without a latch of its own; the primary's goodbye told it why. */
     private void assertToldForwardingStopped() throws Exception
     {
-        final JsonNode told = status(secondaryControl);
+        // The primary degrades first and says goodbye on a later duty cycle: wait for the goodbye to arrive.
+        final JsonNode told = awaitStatus(secondaryControl, "/peer/link", "peer-goodbye");
         assertEquals("running", told.path("state").asText(), told.toString());
         assertTrue(told.path("error").isNull(), told.toString());
         assertEquals("peer-goodbye", told.path("peer").path("link").asText(), told.toString());

@@ -130,8 +130,10 @@ class CowFaultTest
     @Test
     void newEpochTimesOutWhileAWriteIsInFlightAndRefusesNewWritesMeanwhile() throws Exception
     {
-        // Copy reads take 400 ms, so a forwarded write stays in flight that long.
-        final DelayedReadDevice slow = new DelayedReadDevice(s, 400_000, 400_000);
+        // Copy reads take 2 s, so a forwarded write stays in flight that long: far past the checkpoint's deadline
+        // of 500 ms, however late the checkpoint thread starts on a loaded machine, and the gate stays closed for
+        // those 500 ms, long enough for this thread to see it closed and try a write.
+        final DelayedReadDevice slow = new DelayedReadDevice(s, 2_000_000, 2_000_000);
         try (CowFilter cow = new CowFilter(slow, h, h::makeEmpty, CLUSTER))
         {
             final CountDownLatch done = new CountDownLatch(1);
@@ -147,7 +149,7 @@ class CowFaultTest
 
             final AtomicInteger epochResult = new AtomicInteger(1);
             final Thread checkpoint = new Thread(() ->
-                epochResult.set(cow.newEpoch(TimeUnit.MILLISECONDS.toNanos(100))));
+                epochResult.set(cow.newEpoch(TimeUnit.MILLISECONDS.toNanos(500))));
             checkpoint.start();
             final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
             while (cow.isAcceptingWrites() && System.nanoTime() < deadline)

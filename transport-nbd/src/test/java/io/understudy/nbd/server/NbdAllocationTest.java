@@ -39,12 +39,18 @@ class NbdAllocationTest
             }
             final com.sun.management.ThreadMXBean threads =
                 (com.sun.management.ThreadMXBean)ManagementFactory.getThreadMXBean();
-            final long before = serverThreadAllocations(threads);
-            for (int round = 0; round < 200; round++)
+            // The best of three windows: a cost per request shows in every one, while a window in which C2 had
+            // not yet finished its escape analysis on a starved machine does not fail the test.
+            long allocated = Long.MAX_VALUE;
+            for (int window = 0; window < 3; window++)
             {
-                exchange(client, batch, data, round);
+                final long before = serverThreadAllocations(threads);
+                for (int round = 0; round < 200; round++)
+                {
+                    exchange(client, batch, data, round);
+                }
+                allocated = Math.min(allocated, serverThreadAllocations(threads) - before);
             }
-            final long allocated = serverThreadAllocations(threads) - before;
             final long requests = 200L * (3 * BATCH + 1);
             assertTrue(allocated < 16 * 1024, allocated + " bytes allocated by connection threads for " + requests
                 + " requests");
