@@ -130,8 +130,8 @@ class CowFaultTest
     @Test
     void newEpochTimesOutWhileAWriteIsInFlightAndRefusesNewWritesMeanwhile() throws Exception
     {
-        // Copy reads take 2 s, so a forwarded write stays in flight that long: far past the checkpoint's deadline
-        // of 500 ms, however late the checkpoint thread starts on a loaded machine, and the gate stays closed for
+        // Copy reads take 2 s, so a forwarded write stays in flight that long: past the checkpoint's deadline of
+        // 500 ms even if the checkpoint thread starts 1.5 s late on a loaded machine. The gate stays closed for
         // those 500 ms, long enough for this thread to see it closed and try a write.
         final DelayedReadDevice slow = new DelayedReadDevice(s, 2_000_000, 2_000_000);
         try (CowFilter cow = new CowFilter(slow, h, h::makeEmpty, CLUSTER))
