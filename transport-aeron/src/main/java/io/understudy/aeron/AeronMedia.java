@@ -8,6 +8,7 @@ import org.agrona.IoUtil;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.DynamicCompositeAgent;
+import org.agrona.concurrent.SleepingIdleStrategy;
 
 import java.io.File;
 import java.nio.file.Files;
@@ -52,6 +53,13 @@ public final class AeronMedia implements AutoCloseable
     /** How long attaching or detaching an agent may wait for the duty cycle to take it. */
     private static final long AGENT_CHANGE_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(10);
     private static final long AGENT_CHANGE_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(100);
+    /**
+     * Sleep of the driver's async executor ({@code aeron-executor}) between polls of its task queue. It runs the
+     * name resolution of network publications, subscriptions and destinations when they are added, and of
+     * endpoints that went silent: nothing per message, so a registration may wait up to this long once. Aeron's
+     * 1 ms default woke it a thousand times a second for nothing.
+     */
+    private static final long EXECUTOR_SLEEP_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
     private final MediaDriver driver;
     private final Aeron aeron;
@@ -130,6 +138,7 @@ public final class AeronMedia implements AutoCloseable
             .dirDeleteOnShutdown(true)
             .threadingMode(threadingMode)
             .sharedIdleStrategy(idleStrategy(true))
+            .asyncExecutorIdleStrategy(new SleepingIdleStrategy(EXECUTOR_SLEEP_NANOS))
             .termBufferSparseFile(true)
             .warnIfDirectoryExists(false);
         SocketBuffers.apply(context);
