@@ -3,7 +3,8 @@
 # unix socket) against an unreplicated `understudy serve`, and against a primary whose secondary runs beside it
 # over NBD (TCP loopback) and over Aeron UDP (loopback). Modes are interleaved over several rounds so that drift
 # of this shared machine hits every mode alike; a checkpoint is taken every CHECKPOINT_MS through the primary's
-# control socket, as COLO would. Prints per-row medians, each replicated mode's ratio to serve, and aeron/nbd.
+# control socket, as COLO would. Prints per-row medians, each replicated mode's ratio to serve, and aeron/nbd;
+# then each row's spread over the rounds and aeron/nbd round by round.
 #
 #   bench/replication-overhead.sh
 #   ROUNDS=5 RUNTIME=20 SIZE=4G DIR=/var/tmp CHECKPOINT_MS=500 bench/replication-overhead.sh
@@ -162,6 +163,21 @@ for job in order:
     unit = "p99 us (lower better)" if lower_better else ("MiB/s" if job.startswith("1m") else "IOPS")
     print(line + "  " + unit)
 print("medians of the rounds; a ratio > 1 means the first mode is better (for p99: lower latency)")
+# This machine drifts between rounds (other tenants, steal time): the spread shows which rows the medians can
+# decide, and the ratio of the two transports within each round, run back to back, is paired against drift.
+print()
+head = f"{'spread (min-max)':24}" + "".join(f"{m:>20}" for m in modes)
+if "nbd" in modes and "aeron-udp" in modes:
+    head += "  aeron/nbd per round"
+print(head)
+for job in order:
+    lower_better = job.endswith("p99")
+    line = f"{job:24}" + "".join(
+        f"{(f'{min(rows[job][m]):.0f}-{max(rows[job][m]):.0f}' if rows[job][m] else 'n/a'):>20}" for m in modes)
+    if "nbd" in modes and "aeron-udp" in modes:
+        pairs = zip(rows[job]["aeron-udp"], rows[job]["nbd"])
+        line += "  " + " ".join(f"{(n / a if lower_better else a / n):.2f}" for a, n in pairs)
+    print(line)
 PY
 echo "cluster size $CLUSTER, H cluster size $HIDDEN_CLUSTER, checkpoint every $CHECKPOINT_MS ms," \
     "$ROUNDS rounds of $RUNTIME s, PIN=$PIN"
