@@ -339,6 +339,8 @@ final class DaemonCounters implements AutoCloseable
         private final AtomicCounter activeClusters;
         private final AtomicCounter committedBytes;
         private final AtomicCounter commitTotalBytes;
+        private final AtomicCounter cowCopies;
+        private final AtomicCounter cowCopiesOffloaded;
 
         SecondarySampler(final ReplicationSecondary secondary, final ReplicationSampler common, final String disk)
         {
@@ -348,6 +350,8 @@ final class DaemonCounters implements AutoCloseable
             activeClusters = counter(CounterType.ACTIVE_CLUSTERS, null, disk);
             committedBytes = counter(CounterType.COMMITTED_BYTES, null, disk);
             commitTotalBytes = counter(CounterType.COMMIT_TOTAL_BYTES, null, disk);
+            cowCopies = counter(CounterType.COW_COPIES, null, disk);
+            cowCopiesOffloaded = counter(CounterType.COW_COPIES_OFFLOADED, null, disk);
         }
 
         @Override
@@ -358,6 +362,8 @@ final class DaemonCounters implements AutoCloseable
             activeClusters.setRelease(clusters(secondary.active()));
             committedBytes.setRelease(secondary.committedBytes());
             commitTotalBytes.setRelease(secondary.commitTotalBytes());
+            cowCopies.setRelease(secondary.cowCopies());
+            cowCopiesOffloaded.setRelease(secondary.offloadedCowCopies());
         }
 
         /** In the overlay's own clusters: H's may be smaller than A's (--hidden-cluster-size). */

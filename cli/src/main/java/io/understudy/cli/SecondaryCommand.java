@@ -1,6 +1,7 @@
 package io.understudy.cli;
 
 import io.understudy.cli.counters.DaemonRole;
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.io.IoEngine;
 import io.understudy.engine.io.IoEngines;
 import io.understudy.engine.replication.ReplicationSecondary;
@@ -74,6 +75,14 @@ final class SecondaryCommand implements Callable<Integer>
             "--cluster-size, the unit the primary ships originals in).")
     Long hiddenClusterSize;
 
+    @Option(names = "--cow-copy", paramLabel = "HOW", defaultValue = "memory",
+        description = "How originals go from the disk into H in non-shared mode: memory (read, then write: any " +
+            "files) or kernel (copy_file_range where H and the disk share a file system; on XFS or btrfs H then " +
+            "shares the disk's blocks, which first writes their dirty pages out). Which is faster depends on the " +
+            "file system and the writes; the cow-copies-offloaded counter shows what the kernel copied (default: " +
+            "${DEFAULT-VALUE}).")
+    CowCopy cowCopy;
+
     @Option(names = "--listen", required = true, paramLabel = "URI", converter = PeerUri.Converter.class,
         description = "Where the forwarding sink is served: " + PeerUri.USAGE + ".")
     PeerUri listen;
@@ -115,7 +124,7 @@ final class SecondaryCommand implements Callable<Integer>
             for (final SecondaryDisk.Spec disk : specs)
             {
                 DiskGroup.perDisk(replica, disk.name(), () -> disks.add(new SecondaryDisk(disk, replica,
-                    hiddenClusterSize, resynced, replica.isMultiDisk(), events, out)));
+                    hiddenClusterSize, cowCopy, resynced, replica.isMultiDisk(), events, out)));
             }
             group = new DiskGroup("secondary", replica, disks);
             final boolean overAeron = specs.stream().anyMatch(disk -> disk.listen() instanceof AeronUri);

@@ -1,6 +1,7 @@
 package io.understudy.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -24,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -59,6 +61,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
     private final String label;
     private final PrintWriter out;
     private final int hiddenClusterSize;
+    private final CowCopy cowCopy;
     private final PeerStatus peer = new PeerStatus();
     private final StatusWatch watch;
     private DiskLock diskLock;
@@ -79,12 +82,13 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
 
     /** Locks S (unless shared: the primary owns it), H and A, and opens the state record. */
     SecondaryDisk(
-        final Spec spec, final ReplicaOptions replica, final int hiddenClusterSize, final boolean resynced,
-        final boolean labelled, final ControlEvents events, final PrintWriter out)
+        final Spec spec, final ReplicaOptions replica, final int hiddenClusterSize, final CowCopy cowCopy,
+        final boolean resynced, final boolean labelled, final ControlEvents events, final PrintWriter out)
     {
         this.spec = spec;
         this.replica = replica;
         this.hiddenClusterSize = hiddenClusterSize;
+        this.cowCopy = cowCopy;
         this.resynced = resynced;
         this.label = labelled ? spec.name() : null;
         this.out = out;
@@ -132,7 +136,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
             throw e;
         }
         secondary = new ReplicationSecondary(device, hiddenStorage, activeStorage, (int)replica.clusterSize,
-            hiddenClusterSize, replica.shared, SecondaryCommand.QUEUE_DEPTH);
+            hiddenClusterSize, replica.shared, SecondaryCommand.QUEUE_DEPTH, cowCopy);
         counters.secondary(secondary, peer, label);
     }
 
@@ -281,6 +285,7 @@ final class SecondaryDisk implements SidecarDisk, AutoCloseable
             peer);
         status.put("cluster-size", replica.clusterSize);
         status.put("hidden-cluster-size", hiddenClusterSize);
+        status.put("cow-copy", cowCopy.name().toLowerCase(Locale.ROOT));
         final SinkEndpoint current = sinkEndpoint;
         if (current != null)
         {

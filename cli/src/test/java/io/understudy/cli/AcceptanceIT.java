@@ -307,6 +307,9 @@ class AcceptanceIT
         assertEquals(ReplicationSecondary.DEFAULT_HIDDEN_CLUSTER_SIZE, copied.path("hidden-cluster-size").asLong(),
             copied.toString());
         assertEquals(CLUSTER, copied.path("cluster-size").asLong(), copied.toString());
+        assertEquals("memory", copied.path("cow-copy").asText(), "copies go through memory unless asked, as in QEMU");
+        assertEquals(17, copied.path("counters").path("cow-copies").asLong(), copied.toString());
+        assertEquals(0, copied.path("counters").path("cow-copies-offloaded").asLong(), copied.toString());
         qemuIo(pair.svmUri(), "read -P 0x11 1M 64k", "read -P 0x11 8M 64k", "write -P 0x33 1M 4k");
         awaitStatus(pair.secondaryControl, "/counters/active-clusters", "1");
         qemuIo(pair.svmUri(), "read -P 0x33 1M 4k", "read -P 0x11 1028k 60k");

@@ -68,7 +68,7 @@ class CountersIT
         final DaemonProcess secondary = start("secondary", "--disk", dir.resolve("s.img").toString(),
             "--hidden", dir.resolve("hidden.img").toString(), "--active", dir.resolve("active.img").toString(),
             "--socket", svm.toString(), "--control", secondaryControl.toString(),
-            "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads");
+            "--listen", "nbd://127.0.0.1:0/colo", "--io", "threads", "--cow-copy", "kernel");
         secondary.awaitLine("counters in " + secondaryControl + ".counters", STARTUP);
         final Matcher ready = secondary.awaitLine(
             "secondary ready .*forwarding sink nbd://127\\.0\\.0\\.1:(\\d+)/colo, control link 127\\.0\\.0\\.1:(\\d+)",
@@ -101,6 +101,9 @@ class CountersIT
         final JsonNode copied = awaitCounters(secondaryControl, "COW copies into H and the SVM's writes into A",
             c -> c.path("hidden-clusters").asLong() == MIB / HIDDEN_CLUSTER &&
                 c.path("active-clusters").asLong() == 2);
+        assertEquals(MIB / HIDDEN_CLUSTER, copied.path("cow-copies").asLong(), copied.toString());
+        assertEquals(MIB / HIDDEN_CLUSTER, copied.path("cow-copies-offloaded").asLong(),
+            "S and H on one file system: the kernel copies the originals, " + copied);
         assertEquals(MIB, copied.path("nbd-write-bytes:colo").asLong(), copied.toString());
         assertEquals(128 * 1024, copied.path("nbd-write-bytes:svm").asLong(), copied.toString());
 

@@ -204,6 +204,14 @@ class ReplicaArgumentsTest
     }
 
     @Test
+    void cowCopyIsMemoryOrKernel() throws IOException
+    {
+        assertEquals(2, cli.run(secondary("--listen", "nbd://127.0.0.1:0/x", "--cow-copy", "reflink")
+            .toArray(String[]::new)));
+        assertTrue(err.toString().contains("--cow-copy") && err.toString().contains("MEMORY, KERNEL"), err.toString());
+    }
+
+    @Test
     void overlaysMustBeDistinctFiles() throws IOException
     {
         final Path disk = disk();

@@ -33,6 +33,8 @@ public enum CounterType
     ACTIVE_CLUSTERS(17, "active-clusters"),
     COMMITTED_BYTES(18, "committed-bytes"),
     COMMIT_TOTAL_BYTES(19, "commit-total-bytes"),
+    /** Of {@link #COW_COPIES}, the clusters the kernel copied ({@code --cow-copy kernel}, where it can). */
+    COW_COPIES_OFFLOADED(20, "cow-copies-offloaded"),
     NBD_CONNECTIONS(30, "nbd-connections"),
     NBD_IN_FLIGHT(31, "nbd-in-flight"),
     NBD_REQUESTS(32, "nbd-requests"),

@@ -1,5 +1,6 @@
 package io.understudy.cli.demo;
 
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.io.FileOptions;
@@ -222,7 +223,8 @@ final class DemoPhase
         }
         final ReplicationSecondary secondary = secondarySide.push(
             new ReplicationSecondary(disk, hidden, active, CLUSTER_SIZE,
-                ReplicationSecondary.defaultHiddenClusterSize(CLUSTER_SIZE, shared), shared, QUEUE_DEPTH));
+                ReplicationSecondary.defaultHiddenClusterSize(CLUSTER_SIZE, shared), shared, QUEUE_DEPTH,
+                CowCopy.MEMORY));
         expectOk(secondary.start(ReplicationMode.SECONDARY), "starting the secondary");
         secondarySide.push(DutyAgent.start("demo-secondary-duty", secondary::doWork, this::onAgentError));
         return secondary;

@@ -4,6 +4,7 @@ import io.understudy.engine.bitmap.AtomicBitmap;
 import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.CopyOffload;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
@@ -39,6 +40,14 @@ import java.util.concurrent.locks.LockSupport;
  * reader that found the cluster unallocated in H and read S validates afterwards: if the cluster became
  * allocated meanwhile it re-reads it from H (see {@code OverlayDevice}). So a fall-through read either ended
  * before the new data could reach S, or is redone from H, which holds the complete original.
+ * <p>
+ * <b>Copies in the kernel</b> ({@link CowCopy#KERNEL}, on request). When the target can fill itself from
+ * {@code below} ({@link CopyOffload}: a hidden overlay in a file over S in a file), a run is copied with one
+ * copy_file_range instead of a read into the slot's buffer and a write from it: the bytes never reach this process,
+ * and on a file system with shared extents (XFS with reflink, btrfs) H shares S's blocks until S is written. Whether
+ * the kernel can copy between the two files shows at the first copy; if it cannot (two file systems, a block
+ * device), that run and every later one go through memory, and {@link #copiesOffloaded()} says so. Which is faster
+ * depends on the file system and the writes: see {@link CowCopy}.
  * <p>
  * <b>Failure.</b> If the copy fails (read from below or write to the target), the write fails with that
  * error, its busy bits are released and nothing of it was forwarded: the device below is unchanged and the
@@ -81,10 +90,15 @@ public final class CowFilter implements BlockDevice
     private static final int IO_FLUSH_TARGET = 4;
     private static final int IO_FLUSH_BELOW = 5;
     private static final int IO_FUA_FLUSH_TARGET = 6;
+    private static final int IO_COPY_OFFLOAD = 7;
 
     private final BlockDevice below;
     private final BlockDevice target;
     private final TargetReset targetReset;
+    /** The target, when it can copy from {@code below} in the kernel; null otherwise. */
+    private final CopyOffload copyOffload;
+    /** Set when the kernel refused a copy between the two: every copy goes through memory from then on. */
+    private volatile boolean copyOffloadRefused;
     private final int clusterShift;
     private final int clusterSize;
     private final long size;
@@ -102,6 +116,7 @@ public final class CowFilter implements BlockDevice
     private final AtomicBoolean epochChanging = new AtomicBoolean();
     private final AtomicLong copies = new AtomicLong();
     private final AtomicLong copyFailures = new AtomicLong();
+    private final AtomicLong offloadedCopies = new AtomicLong();
     /** Write-type requests are admitted only while open (Dekker pair with {@link #writesInFlight}). */
     private volatile boolean gateOpen = true;
     /** Set when a target reset timed out: the target's state is unknown, so every write fails. */
@@ -116,10 +131,11 @@ public final class CowFilter implements BlockDevice
      * @param clusterSize COW granularity, a power of two >= 512.
      * @param queueDepth  write-type requests in flight at most.
      * @param copyBytes   largest copy per read/write pair (rounded up to whole clusters); memory per slot.
+     * @param copy        how originals reach the target.
      */
     public CowFilter(
         final BlockDevice below, final BlockDevice target, final TargetReset targetReset, final int clusterSize,
-        final int queueDepth, final int copyBytes)
+        final int queueDepth, final int copyBytes, final CowCopy copy)
     {
         if (Integer.bitCount(clusterSize) != 1 || clusterSize < 512)
         {
@@ -133,6 +149,8 @@ public final class CowFilter implements BlockDevice
         this.below = below;
         this.target = target;
         this.targetReset = targetReset;
+        this.copyOffload = copy == CowCopy.KERNEL && target instanceof CopyOffload copies &&
+            copies.canCopyFrom(below) ? copies : null;
         this.clusterSize = clusterSize;
         this.clusterShift = Integer.numberOfTrailingZeros(clusterSize);
         this.size = below.size();
@@ -155,7 +173,7 @@ public final class CowFilter implements BlockDevice
     public CowFilter(
         final BlockDevice below, final BlockDevice target, final TargetReset targetReset, final int clusterSize)
     {
-        this(below, target, targetReset, clusterSize, DEFAULT_QUEUE_DEPTH, DEFAULT_COPY_BYTES);
+        this(below, target, targetReset, clusterSize, DEFAULT_QUEUE_DEPTH, DEFAULT_COPY_BYTES, CowCopy.MEMORY);
     }
 
     /** @return the current epoch, 0 at start, incremented by each successful {@link #newEpoch}. */
@@ -174,6 +192,18 @@ public final class CowFilter implements BlockDevice
     public long copyFailures()
     {
         return copyFailures.get();
+    }
+
+    /** @return clusters of {@link #copies()} that the kernel copied ({@link CopyOffload}). */
+    public long offloadedCopies()
+    {
+        return offloadedCopies.get();
+    }
+
+    /** @return true while copies go to the kernel: the target can copy from below, and has not refused to. */
+    public boolean copiesOffloaded()
+    {
+        return copyOffload != null && !copyOffloadRefused;
     }
 
     /** @return false while a new epoch holds write-type requests back (they see back-pressure). */
@@ -525,7 +555,7 @@ public final class CowFilter implements BlockDevice
             }
             heldFrom = cluster;
             heldTo = next;
-            io = IO_COPY_READ;
+            io = copiesOffloaded() ? IO_COPY_OFFLOAD : IO_COPY_READ;
             return STEP_ASYNC;
         }
 
@@ -538,6 +568,7 @@ public final class CowFilter implements BlockDevice
             {
                 case IO_COPY_READ -> below.read(start, scratch, copyLength, this, 0);
                 case IO_COPY_WRITE -> target.write(start, scratch, copyLength, 0, this, 0);
+                case IO_COPY_OFFLOAD -> copyOffload.copyFrom(below, start, copyLength, this, 0);
                 case IO_FORWARD -> switch (op)
                 {
                     case OP_WRITE -> below.write(offset, buffer, (int)length, flags, this, 0);
@@ -555,10 +586,18 @@ public final class CowFilter implements BlockDevice
         {
             final int completedIo = io;
             io = IO_NONE;
+            if (ioResult < 0 && completedIo == IO_COPY_OFFLOAD && CopyOffload.isUnsupported(ioResult))
+            {
+                // Not an I/O error: the kernel cannot copy between these two. The held clusters are copied
+                // through memory now, and so is every later run.
+                copyOffloadRefused = true;
+                io = IO_COPY_READ;
+                return;
+            }
             if (ioResult < 0)
             {
                 result = ioResult;
-                if (completedIo == IO_COPY_READ || completedIo == IO_COPY_WRITE)
+                if (completedIo == IO_COPY_READ || completedIo == IO_COPY_WRITE || completedIo == IO_COPY_OFFLOAD)
                 {
                     copyFailures.incrementAndGet();
                     releaseHeld();
@@ -568,8 +607,12 @@ public final class CowFilter implements BlockDevice
             switch (completedIo)
             {
                 case IO_COPY_READ -> io = IO_COPY_WRITE;
-                case IO_COPY_WRITE ->
+                case IO_COPY_WRITE, IO_COPY_OFFLOAD ->
                 {
+                    if (completedIo == IO_COPY_OFFLOAD)
+                    {
+                        offloadedCopies.addAndGet(heldTo - heldFrom);
+                    }
                     // The target holds the originals (and, for an overlay target, has marked them allocated):
                     // only now may anyone write these clusters below.
                     copied.setRange(heldFrom, heldTo);

@@ -1,6 +1,8 @@
 package io.understudy.engine.overlay;
 
 import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.CopyOffload;
+import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.FileOptions;
 import io.understudy.engine.io.IoEngine;
@@ -82,6 +84,24 @@ public final class FileOverlayStorage implements OverlayStorage
     public boolean release(final long offset, final long length, final IoCompletion completion, final long cookie)
     {
         return file.discard(offset, length, completion, cookie);
+    }
+
+    @Override
+    public boolean canCopyFrom(final BlockDevice source)
+    {
+        return file instanceof CopyOffload copies && copies.canCopyFrom(source);
+    }
+
+    @Override
+    public boolean copyFrom(
+        final BlockDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
+    {
+        if (file instanceof CopyOffload copies)
+        {
+            return copies.copyFrom(source, offset, length, completion, cookie);
+        }
+        completion.onComplete(cookie, -Errno.EOPNOTSUPP);
+        return true;
     }
 
     @Override

@@ -4,6 +4,7 @@ import io.understudy.engine.bitmap.AtomicBitmap;
 import io.understudy.engine.concurrent.IndexStack;
 import io.understudy.engine.concurrent.Waiters;
 import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.CopyOffload;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.ExtentSink;
 import io.understudy.engine.device.IoCompletion;
@@ -72,7 +73,7 @@ import java.util.concurrent.locks.LockSupport;
  * <p>
  * The overlay owns its storage (closed with it), not its backing.
  */
-public final class OverlayDevice implements BlockDevice
+public final class OverlayDevice implements BlockDevice, CopyOffload
 {
     public static final int MIN_CLUSTER_SIZE = 4096;
     public static final int MAX_CLUSTER_SIZE = 1 << 20;
@@ -95,6 +96,7 @@ public final class OverlayDevice implements BlockDevice
     private static final int OP_WRITE = 2;
     private static final int OP_WRITE_ZEROES = 3;
     private static final int OP_FLUSH = 4;
+    private static final int OP_COPY_UP = 5;
 
     private static final int IO_READ_STORAGE = 1;
     private static final int IO_READ_BACKING = 2;
@@ -103,6 +105,7 @@ public final class OverlayDevice implements BlockDevice
     private static final int IO_COPY_WRITE = 5;
     private static final int IO_FRESH_WRITE = 6;
     private static final int IO_FLUSH = 7;
+    private static final int IO_COPY_IN = 8;
 
     private static final int GUARD_IDLE = 0;
     private static final int GUARD_SUBMITTING = 1;
@@ -306,6 +309,41 @@ public final class OverlayDevice implements BlockDevice
             return true;
         }
         return submit(OP_WRITE_ZEROES, offset, null, length, flags, completion, cookie);
+    }
+
+    /** @return true if {@code source} is the backing and storage can copy from it in the kernel. */
+    @Override
+    public boolean canCopyFrom(final BlockDevice source)
+    {
+        return source == backing && storage.canCopyFrom(backing);
+    }
+
+    /**
+     * Copies up {@code [offset, offset + length)} from the backing without the bytes passing through this process:
+     * each cluster of the range that this layer does not hold is filled by storage from the backing
+     * ({@link OverlayStorage#copyFrom}) and marked allocated once it is complete, as a whole-cluster write would be;
+     * clusters this layer holds are kept. A {@link io.understudy.engine.cow.CowFilter} saves originals into a
+     * hidden overlay this way, and the reader's guarantees (INV-ISO) are those of its writes.
+     * <p>
+     * The range must be whole clusters (EINVAL otherwise), {@code source} the backing and the storage able to copy
+     * from it (EOPNOTSUPP otherwise).
+     */
+    @Override
+    public boolean copyFrom(
+        final BlockDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
+    {
+        if (!canCopyFrom(source))
+        {
+            completion.onComplete(cookie, -Errno.EOPNOTSUPP);
+            return true;
+        }
+        final long end = offset + length;
+        if ((offset & (clusterSize - 1)) != 0 || ((end & (clusterSize - 1)) != 0 && end != size))
+        {
+            completion.onComplete(cookie, -Errno.EINVAL);
+            return true;
+        }
+        return submit(OP_COPY_UP, offset, null, length, 0, completion, cookie);
     }
 
     /**
@@ -553,6 +591,11 @@ public final class OverlayDevice implements BlockDevice
             if (allocated.get(cluster))
             {
                 final long runEnd = Math.min(end, nextUnallocated(position));
+                if (op == OP_COPY_UP)
+                {
+                    position = runEnd; // what this layer holds is newer than the backing: keep it
+                    return STEP_CONTINUE;
+                }
                 return choose(op == OP_READ ? IO_READ_STORAGE : IO_WRITE_STORAGE, position, capZeroes(runEnd));
             }
             if (op == OP_READ)
@@ -593,7 +636,8 @@ public final class OverlayDevice implements BlockDevice
                     next++;
                 }
                 heldTo = next;
-                return choose(IO_FRESH_WRITE, position, Math.min(size, next << clusterShift));
+                final int fill = op == OP_COPY_UP ? IO_COPY_IN : IO_FRESH_WRITE;
+                return choose(fill, position, Math.min(size, next << clusterShift));
             }
             heldTo = cluster + 1;
             return choose(IO_COPY_READ, clusterStart, clusterEnd);
@@ -639,6 +683,7 @@ public final class OverlayDevice implements BlockDevice
                 case IO_WRITE_STORAGE, IO_FRESH_WRITE -> storage.write(ioStart, source(ioStart, length), length, this, 0);
                 case IO_COPY_READ -> backing.read(ioStart, scratch, length, this, 0);
                 case IO_COPY_WRITE -> storage.write(ioStart, scratch, length, this, 0);
+                case IO_COPY_IN -> storage.copyFrom(backing, ioStart, ioEnd - ioStart, this, 0);
                 case IO_FLUSH -> storage.flush(this, 0);
                 default -> throw new IllegalStateException("no sub-request planned: " + io);
             };
@@ -682,12 +727,12 @@ public final class OverlayDevice implements BlockDevice
                     io = IO_COPY_WRITE;
                     position = mergeEnd;
                 }
-                case IO_COPY_WRITE, IO_FRESH_WRITE ->
+                case IO_COPY_WRITE, IO_FRESH_WRITE, IO_COPY_IN ->
                 {
                     // The allocated bit is set only now that storage holds the whole cluster (volatile write:
                     // a reader that sees it reads complete data), then ownership is given up.
                     allocated.setRange(heldFrom, heldTo);
-                    if (completedIo == IO_FRESH_WRITE)
+                    if (completedIo != IO_COPY_WRITE)
                     {
                         position = ioEnd;
                     }

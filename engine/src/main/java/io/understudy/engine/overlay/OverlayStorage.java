@@ -1,5 +1,7 @@
 package io.understudy.engine.overlay;
 
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
 
 import java.lang.foreign.MemorySegment;
@@ -27,6 +29,26 @@ public interface OverlayStorage extends AutoCloseable
 
     /** Gives the space of the range back; afterwards its contents are unspecified until written again. */
     boolean release(long offset, long length, IoCompletion completion, long cookie);
+
+    /**
+     * @return true if {@link #copyFrom} may be tried with {@code source}, the overlay's backing: see
+     * {@link io.understudy.engine.device.CopyOffload}.
+     */
+    default boolean canCopyFrom(final BlockDevice source)
+    {
+        return false;
+    }
+
+    /**
+     * Fills {@code [offset, offset + length)} with the same range of {@code source}, in the kernel
+     * ({@link io.understudy.engine.device.CopyOffload#copyFrom}); storage that cannot answers EOPNOTSUPP.
+     */
+    default boolean copyFrom(
+        final BlockDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
+    {
+        completion.onComplete(cookie, -Errno.EOPNOTSUPP);
+        return true;
+    }
 
     /** Makes every completed write durable (a no-op for volatile storage). */
     boolean flush(IoCompletion completion, long cookie);

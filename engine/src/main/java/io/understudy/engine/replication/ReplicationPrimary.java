@@ -1,6 +1,7 @@
 package io.understudy.engine.replication;
 
 import io.understudy.engine.bitmap.AtomicBitmap;
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.cow.CowFilter;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
@@ -106,7 +107,8 @@ public final class ReplicationPrimary implements BlockDevice, ReplicatedDisk
                 completion.onComplete(cookie, 0);
                 return true;
             };
-            this.cow = new CowFilter(local, link, remoteReset, clusterSize, queueDepth, CowFilter.DEFAULT_COPY_BYTES);
+            this.cow = new CowFilter(local, link, remoteReset, clusterSize, queueDepth, CowFilter.DEFAULT_COPY_BYTES,
+                CowCopy.MEMORY);
             this.mirror = null;
             inner = cow;
         }

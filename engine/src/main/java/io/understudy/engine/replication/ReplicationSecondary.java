@@ -1,5 +1,6 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.cow.CowFilter;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
@@ -75,6 +76,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     private final OverlayStorage activeStorage;
     private final int clusterSize;
     private final int hiddenClusterSize;
+    private final CowCopy cowCopy;
     private final boolean shared;
     private final int queueDepth;
     private final GatedDevice sink;
@@ -103,16 +105,19 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
      * @param hiddenClusterSize H's cluster size and the COW unit, a power of two in [4 KiB, clusterSize].
      * @param shared            shared-disk mode.
      * @param queueDepth        requests in flight at most on each of the sink and the view.
+     * @param cowCopy           how non-shared mode copies originals from S into H.
      */
     public ReplicationSecondary(
         final BlockDevice disk, final OverlayStorage hiddenStorage, final OverlayStorage activeStorage,
-        final int clusterSize, final int hiddenClusterSize, final boolean shared, final int queueDepth)
+        final int clusterSize, final int hiddenClusterSize, final boolean shared, final int queueDepth,
+        final CowCopy cowCopy)
     {
         this.disk = disk;
         this.hiddenStorage = hiddenStorage;
         this.activeStorage = activeStorage;
         this.clusterSize = clusterSize;
         this.hiddenClusterSize = hiddenClusterSize;
+        this.cowCopy = cowCopy;
         this.shared = shared;
         this.queueDepth = queueDepth;
         this.sink = new GatedDevice(null, disk.size(), queueDepth, null, Errno.EIO);
@@ -128,12 +133,12 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         return shared ? clusterSize : DEFAULT_HIDDEN_CLUSTER_SIZE;
     }
 
-    /** H with the cluster size of A (as QEMU). */
+    /** H with the cluster size of A, originals copied through memory (as QEMU). */
     public ReplicationSecondary(
         final BlockDevice disk, final OverlayStorage hiddenStorage, final OverlayStorage activeStorage,
         final int clusterSize, final boolean shared, final int queueDepth)
     {
-        this(disk, hiddenStorage, activeStorage, clusterSize, clusterSize, shared, queueDepth);
+        this(disk, hiddenStorage, activeStorage, clusterSize, clusterSize, shared, queueDepth, CowCopy.MEMORY);
     }
 
     /** @return where forwarded writes arrive (the NBD export the primary writes to). */
@@ -189,6 +194,20 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
     public OverlayDevice hidden()
     {
         return hidden;
+    }
+
+    /** @return clusters of S copied into H since start; 0 in shared mode, where the primary ships originals. */
+    public long cowCopies()
+    {
+        final CowFilter filter = cow;
+        return filter == null ? 0 : filter.copies();
+    }
+
+    /** @return of {@link #cowCopies()}, the clusters the kernel copied from S into H (copy_file_range). */
+    public long offloadedCowCopies()
+    {
+        final CowFilter filter = cow;
+        return filter == null ? 0 : filter.offloadedCopies();
     }
 
     /** @return bytes the failover commit has written so far. */
@@ -262,7 +281,7 @@ public final class ReplicationSecondary implements AutoCloseable, ReplicatedDisk
         else
         {
             cow = new CowFilter(disk, hidden, hidden::makeEmpty, hiddenClusterSize, queueDepth,
-                CowFilter.DEFAULT_COPY_BYTES);
+                CowFilter.DEFAULT_COPY_BYTES, cowCopy);
             sinkOrder = new WriteOrderGate(cow, queueDepth);
         }
         sink.delegate(sinkOrder);

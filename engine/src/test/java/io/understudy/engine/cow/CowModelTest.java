@@ -10,6 +10,8 @@ import io.understudy.engine.overlay.MemoryOverlayStorage;
 import io.understudy.engine.overlay.OverlayCommit;
 import io.understudy.engine.overlay.OverlayDevice;
 import io.understudy.engine.overlay.OverlayStorage;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -23,9 +25,11 @@ import java.util.Arrays;
 import java.util.BitSet;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The secondary's whole graph: forwarded writes through a COW filter into the disk S with the hidden overlay H
@@ -43,11 +47,37 @@ class CowModelTest
     @TempDir
     Path dir;
 
+    /** Overlay files on another file system than S (tmpfs against /tmp), where the kernel cannot copy S to H. */
+    private Path elsewhere;
+
+    @AfterEach
+    void removeElsewhere() throws IOException
+    {
+        if (elsewhere != null)
+        {
+            try (Stream<Path> files = Files.list(elsewhere))
+            {
+                for (final Path file : files.toList())
+                {
+                    Files.delete(file);
+                }
+            }
+            Files.delete(elsewhere);
+        }
+    }
+
+    /**
+     * Storage kinds: {@code memory}; {@code file}, beside S, where the kernel copies originals from S into H
+     * ({@link CowCopy#KERNEL}, copy_file_range); {@code file-elsewhere}, where the kernel is asked to but cannot
+     * and the COW filter falls back to copying through memory.
+     */
     @ParameterizedTest(name = "storage={0} workers={1} cow={2} A={3} H={4}")
     @CsvSource({
-        "memory, 0, 65536, 4096, 65536",
-        "file,   2, 65536, 16384, 4096",
-        "memory, 2, 16384, 65536, 65536",
+        "memory,         0, 65536, 4096, 65536",
+        "file,           2, 65536, 16384, 4096",
+        "memory,         2, 16384, 65536, 65536",
+        "file,           0, 16384, 4096, 16384",
+        "file-elsewhere, 0, 65536, 16384, 4096",
     })
     void randomReplicationTrafficKeepsInvariants(
         final String storageKind, final int workers, final int cowCluster, final int activeCluster,
@@ -71,7 +101,8 @@ class CowModelTest
             final BlockDevice s = engine.open(diskPath, FileOptions.readWrite());
             final OverlayDevice h = new OverlayDevice(s, storage(storageKind, engine, "hidden"), hiddenCluster);
             final OverlayDevice a = new OverlayDevice(h, storage(storageKind, engine, "active"), activeCluster);
-            final CowFilter cow = new CowFilter(s, h, h::makeEmpty, cowCluster);
+            final CowFilter cow = new CowFilter(s, h, h::makeEmpty, cowCluster, CowFilter.DEFAULT_QUEUE_DEPTH,
+                CowFilter.DEFAULT_COPY_BYTES, "memory".equals(storageKind) ? CowCopy.MEMORY : CowCopy.KERNEL);
             final OverlayCommit commit = new OverlayCommit(a, arena.allocate(1 << 20, 4096), (done, total) ->
             {
             });
@@ -166,6 +197,11 @@ class CowModelTest
                         copiesAtEpochStart = cow.copies();
                     }
                 }
+                assertTrue(cow.copies() > 0, "seed " + seed + ": nothing was copied");
+                assertEquals("file".equals(storageKind) ? cow.copies() : 0, cow.offloadedCopies(),
+                    "seed " + seed + ": copies the kernel made");
+                assertEquals("file".equals(storageKind), cow.copiesOffloaded());
+                assertEquals(0, cow.copyFailures());
             }
             finally
             {
@@ -180,8 +216,24 @@ class CowModelTest
     private OverlayStorage storage(
         final String kind, final IoEngine engine, final String name) throws IOException
     {
-        return "memory".equals(kind) ? new MemoryOverlayStorage(DISK_SIZE, 64 * 1024) :
-            FileOverlayStorage.create(engine, dir.resolve(name), DISK_SIZE, FileOptions.readWrite());
+        return switch (kind)
+        {
+            case "memory" -> new MemoryOverlayStorage(DISK_SIZE, 64 * 1024);
+            case "file" -> FileOverlayStorage.create(engine, dir.resolve(name), DISK_SIZE, FileOptions.readWrite());
+            default -> FileOverlayStorage.create(engine, elsewhere().resolve(name), DISK_SIZE, FileOptions.readWrite());
+        };
+    }
+
+    private Path elsewhere() throws IOException
+    {
+        if (elsewhere == null)
+        {
+            final Path shm = Path.of("/dev/shm");
+            Assumptions.assumeTrue(Files.isDirectory(shm) && !Files.getFileStore(shm).equals(Files.getFileStore(dir)),
+                "needs /dev/shm on another file system than " + dir);
+            elsewhere = Files.createTempDirectory(shm, "understudy-cow-model");
+        }
+        return elsewhere;
     }
 
     private static byte[] bytes(final SplittableRandom random, final int length)

@@ -1,11 +1,12 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.SyncIo;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -166,17 +167,19 @@ class ReplicationConcurrencyTest
      * AX-10 and AX-11 through the secondary's gates: SVM reads race forwarded writes (two writers, overlapping
      * each other on every cluster) for one epoch; no read may ever return a byte other than the checkpoint's,
      * every touched cluster is copied into H once (H holds only originals), and the checkpoint then shows S. With H's clusters
-     * smaller than A's, A's reads and copy-ups meet H clusters of one A cluster copied at different times.
+     * smaller than A's, A's reads and copy-ups meet H clusters of one A cluster copied at different times. With
+     * copies in the kernel, the originals reach H without passing through the COW filter's buffers.
      */
-    @ParameterizedTest(name = "H clusters of {0} bytes")
-    @ValueSource(ints = {CLUSTER, 4096})
-    void ax10_ax11_svmReadsRacingForwardedWritesSeeOnlyCheckpointData(final int hiddenCluster) throws Exception
+    @ParameterizedTest(name = "H clusters of {0} bytes, copies through {1}")
+    @CsvSource({"65536, MEMORY", "4096, MEMORY", "4096, KERNEL"})
+    void ax10_ax11_svmReadsRacingForwardedWritesSeeOnlyCheckpointData(final int hiddenCluster, final CowCopy copy)
+        throws Exception
     {
         try (ReplicationFixture fx = new ReplicationFixture(dir))
         {
             final BlockDevice sDisk = fx.disk("s.raw", 0x11);
             final ReplicationSecondary secondary = fx.owned(new ReplicationSecondary(sDisk, fx.storage("h", SIZE),
-                fx.storage("a", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH));
+                fx.storage("a", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH, copy));
             fx.dutyCycle(secondary::doWork);
             assertTrue(secondary.start(ReplicationMode.SECONDARY).ok());
 
@@ -254,6 +257,8 @@ class ReplicationConcurrencyTest
 
             final long touched = secondary.hidden().allocatedBytes() / hiddenCluster;
             assertTrue(touched > 0);
+            assertEquals(touched, secondary.cowCopies());
+            assertEquals(copy == CowCopy.KERNEL ? touched : 0, secondary.offloadedCowCopies());
             // A second copy of a cluster would have carried the writers' data into H: H holds originals only.
             fx.assertBytes(secondary.hidden(), 0, SIZE, 0x11);
             System.out.printf("AX-10: %d SVM reads raced forwarded writes, %d clusters copied%n", reads.get(),

@@ -1,5 +1,6 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.FaultInjectingDevice;
@@ -58,7 +59,7 @@ class ReplicationSecondaryTest
         disk = fx.disk("s.raw", 0x11);
         s = new FaultInjectingDevice(disk);
         secondary = fx.owned(new ReplicationSecondary(s, fx.storage("h", SIZE), fx.storage("a", SIZE), CLUSTER,
-            hiddenCluster, false, QUEUE_DEPTH));
+            hiddenCluster, false, QUEUE_DEPTH, CowCopy.MEMORY));
         fx.dutyCycle(secondary::doWork);
     }
 
@@ -264,7 +265,7 @@ class ReplicationSecondaryTest
         assertEquals(-Errno.EBUSY, secondary.start(ReplicationMode.SECONDARY).result(), "start twice");
 
         try (ReplicationSecondary shortHidden = new ReplicationSecondary(disk, fx.storage("h2", SIZE - CLUSTER),
-            fx.storage("a2", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH))
+            fx.storage("a2", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH, CowCopy.MEMORY))
         {
             final ControlResult result = shortHidden.start(ReplicationMode.SECONDARY);
             assertEquals(-Errno.EINVAL, result.result(), result.toString());
@@ -279,7 +280,7 @@ class ReplicationSecondaryTest
         for (final int refused : new int[] {2 * CLUSTER, 3 * 4096, 2048})
         {
             try (ReplicationSecondary odd = new ReplicationSecondary(disk, fx.storage("h-" + refused, SIZE),
-                fx.storage("a-" + refused, SIZE), CLUSTER, refused, false, QUEUE_DEPTH))
+                fx.storage("a-" + refused, SIZE), CLUSTER, refused, false, QUEUE_DEPTH, CowCopy.MEMORY))
             {
                 final ControlResult result = odd.start(ReplicationMode.SECONDARY);
                 assertEquals(-Errno.EINVAL, result.result(), refused + ": " + result);
@@ -330,7 +331,7 @@ class ReplicationSecondaryTest
         final BlockDevice hangingDisk = fx.disk("s2.raw", 0x11);
         final HangingDevice hanging = new HangingDevice(hangingDisk);
         try (ReplicationSecondary hung = new ReplicationSecondary(hanging, fx.storage("h3", SIZE),
-            fx.storage("a3", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH))
+            fx.storage("a3", SIZE), CLUSTER, hiddenCluster, false, QUEUE_DEPTH, CowCopy.MEMORY))
         {
             assertTrue(hung.start(ReplicationMode.SECONDARY).ok());
             fx.fill(hung.view(), 0, CLUSTER, 0x33);

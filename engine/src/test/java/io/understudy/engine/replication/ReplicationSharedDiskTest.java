@@ -1,5 +1,6 @@
 package io.understudy.engine.replication;
 
+import io.understudy.engine.cow.CowCopy;
 import io.understudy.engine.device.BlockDevice;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.FaultInjectingDevice;
@@ -61,7 +62,7 @@ class ReplicationSharedDiskTest
         primaryHandle = fx.disk("shared.raw", 0x11);
         secondaryHandle = fx.owned(fx.engine.open(dir.resolve("shared.raw"), FileOptions.readWrite()));
         secondary = fx.owned(new ReplicationSecondary(secondaryHandle, fx.storage("h", SIZE), fx.storage("a", SIZE),
-            CLUSTER, hiddenCluster, true, QUEUE_DEPTH));
+            CLUSTER, hiddenCluster, true, QUEUE_DEPTH, CowCopy.MEMORY));
         hangingWire = new HangingDevice(secondary.sink());
         wire = new FaultInjectingDevice(hangingWire);
         primary = fx.owned(new ReplicationPrimary(primaryHandle, wire, true, CLUSTER, FORWARD_TIMEOUT, QUEUE_DEPTH));

@@ -137,13 +137,51 @@ public abstract class FileDevice implements BlockDevice
     }
 
     /**
+     * Validates and hands to the backend a copy from {@code source} ({@link Op#COPY}), for a backend that offers
+     * {@link io.understudy.engine.device.CopyOffload}. The copy is counted in flight on the source as well, so the
+     * source's descriptor stays open until {@link #copyDone} (its {@link #close()} waits for it).
+     */
+    protected final boolean submitCopy(
+        final FileDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
+    {
+        source.inFlight.incrementAndGet();
+        final int invalid = source.file.validateCopySource(offset, length);
+        if (invalid < 0)
+        {
+            source.inFlight.decrementAndGet();
+            completion.onComplete(cookie, invalid);
+            return true;
+        }
+        if (!submit(Op.COPY, offset, null, length, 0, source, completion, cookie))
+        {
+            source.inFlight.decrementAndGet();
+            return false;
+        }
+        return true;
+    }
+
+    /** Called after a copy's completion callback returned, with {@link #requestDone()}: releases the source. */
+    protected static void copyDone(final FileDevice source)
+    {
+        source.inFlight.decrementAndGet();
+    }
+
+    /** @return the file a copy reads from. */
+    protected static PosixFile fileOf(final FileDevice source)
+    {
+        return source.file;
+    }
+
+    /**
      * Hands a valid request to the backend; it has been counted in flight.
      *
+     * @param source the file a {@link Op#COPY} reads from ({@link #submitCopy}); null for every other request.
      * @return false on back-pressure (nothing happens, the count is undone here); true once the request will
      * complete, or has completed (through {@link #fail} or a callback followed by {@link #requestDone()}).
      */
     protected abstract boolean enqueue(
-        int op, long offset, MemorySegment buffer, long length, int flags, IoCompletion completion, long cookie);
+        int op, long offset, MemorySegment buffer, long length, int flags, FileDevice source, IoCompletion completion,
+        long cookie);
 
     /** Completes a counted request with {@code result} on the calling thread. */
     protected final void fail(final IoCompletion completion, final long cookie, final int result)
@@ -168,6 +206,13 @@ public abstract class FileDevice implements BlockDevice
         final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
         final IoCompletion completion, final long cookie)
     {
+        return submit(op, offset, buffer, length, flags, null, completion, cookie);
+    }
+
+    private boolean submit(
+        final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
+        final FileDevice source, final IoCompletion completion, final long cookie)
+    {
         // Counted before the closed check inside validate (see the class comment).
         inFlight.incrementAndGet();
         int invalid = file.validate(op, offset, length, flags);
@@ -178,9 +223,13 @@ public abstract class FileDevice implements BlockDevice
         if (invalid < 0)
         {
             fail(completion, cookie, invalid);
+            if (source != null)
+            {
+                copyDone(source);
+            }
             return true;
         }
-        if (!enqueue(op, offset, buffer, length, flags, completion, cookie))
+        if (!enqueue(op, offset, buffer, length, flags, source, completion, cookie))
         {
             inFlight.decrementAndGet();
             return false;

@@ -60,19 +60,27 @@ public final class LibC
     private static final MethodHandle FTRUNCATE = bind("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
     private static final MethodHandle IOCTL = bind("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
     private static final MethodHandle FSTAT = bindFstat();
+    // The two offsets are passed by pointer (loff_t *), as raw addresses into the caller's ErrnoState.
+    private static final MethodHandle COPY_FILE_RANGE = bind("copy_file_range",
+        FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT), -1);
 
     private LibC()
     {
     }
 
-    /** Per-thread errno capture buffer. Not thread-safe: one per thread that makes calls. */
+    /**
+     * Per-thread errno capture buffer, and the in/out offsets of {@link #copyFileRange}. Not thread-safe: one per
+     * thread that makes calls.
+     */
     public static final class ErrnoState
     {
         final MemorySegment segment;
+        final MemorySegment offsets;
 
         public ErrnoState(final Arena arena)
         {
             segment = arena.allocate(CAPTURE_LAYOUT);
+            offsets = arena.allocate(2 * JAVA_LONG.byteSize(), JAVA_LONG.byteAlignment());
         }
 
         int errno()
@@ -171,6 +179,31 @@ public final class LibC
         try
         {
             final long n = (long)PWRITE.invokeExact(state.segment, fd, address, length, offset);
+            return n < 0 ? -state.errno() : n;
+        }
+        catch (final Throwable t)
+        {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * One copy_file_range(2) call from {@code [inOffset, inOffset + length)} of {@code fdIn} to {@code outOffset} of
+     * {@code fdOut}; the kernel may copy less than asked (0 at the end of the input file).
+     *
+     * @return bytes copied, or -errno.
+     */
+    public static long copyFileRange(
+        final ErrnoState state, final int fdIn, final long inOffset, final int fdOut, final long outOffset,
+        final long length)
+    {
+        state.offsets.set(JAVA_LONG, 0, inOffset);
+        state.offsets.set(JAVA_LONG, JAVA_LONG.byteSize(), outOffset);
+        final long address = state.offsets.address();
+        try
+        {
+            final long n = (long)COPY_FILE_RANGE.invokeExact(
+                state.segment, fdIn, address, fdOut, address + JAVA_LONG.byteSize(), length, 0);
             return n < 0 ? -state.errno() : n;
         }
         catch (final Throwable t)

@@ -158,7 +158,7 @@ public final class PosixFile implements AutoCloseable
         {
             return -Errno.ESHUTDOWN;
         }
-        final boolean writeType = op == Op.WRITE || op == Op.DISCARD || op == Op.WRITE_ZEROES;
+        final boolean writeType = op == Op.WRITE || op == Op.DISCARD || op == Op.WRITE_ZEROES || op == Op.COPY;
         if (writeType && readOnly)
         {
             return -Errno.EPERM;
@@ -169,7 +169,7 @@ public final class PosixFile implements AutoCloseable
         }
         if (offset < 0 || length < 0 || offset > size || length > size - offset)
         {
-            return op == Op.WRITE || op == Op.WRITE_ZEROES ? -Errno.ENOSPC : -Errno.EINVAL;
+            return op == Op.WRITE || op == Op.WRITE_ZEROES || op == Op.COPY ? -Errno.ENOSPC : -Errno.EINVAL;
         }
         final int alignment = alignment();
         if (alignment > 1 && (op == Op.READ || op == Op.WRITE) && ((offset | length) & (alignment - 1)) != 0)
@@ -177,6 +177,20 @@ public final class PosixFile implements AutoCloseable
             return -Errno.EINVAL;
         }
         return 0;
+    }
+
+    /**
+     * Checks that {@code [offset, offset + length)} can be the source of a {@link #copyFrom}.
+     *
+     * @return 0, ESHUTDOWN once closed, or EINVAL out of range.
+     */
+    public int validateCopySource(final long offset, final long length)
+    {
+        if (closed)
+        {
+            return -Errno.ESHUTDOWN;
+        }
+        return offset < 0 || length < 0 || offset > size || length > size - offset ? -Errno.EINVAL : 0;
     }
 
     /** Reads {@code length} bytes; a file shortened behind our back reads as zeroes past its end. */
@@ -211,6 +225,38 @@ public final class PosixFile implements AutoCloseable
             }
         }
         return length;
+    }
+
+    /**
+     * Makes {@code [offset, offset + length)} hold what the same range of {@code source} holds, with
+     * copy_file_range(2): a file system with shared extents (XFS with reflink, btrfs) shares the blocks, others copy
+     * in the kernel; the bytes never reach user space. Past the end of a source shortened behind our back the range
+     * reads as zeroes, as {@link #read} has it.
+     *
+     * @return 0, or -errno: EXDEV, EOPNOTSUPP, ENOSYS or EINVAL when the kernel cannot copy between these two
+     * files (different file systems, a block device), which the caller answers by copying through memory.
+     */
+    public int copyFrom(final LibC.ErrnoState state, final PosixFile source, final long offset, final long length)
+    {
+        long done = 0;
+        while (done < length)
+        {
+            final long n = LibC.copyFileRange(state, source.fd, offset + done, fd, offset + done, length - done);
+            if (n == -4 /* EINTR */)
+            {
+                continue;
+            }
+            if (n < 0)
+            {
+                return mapSpace((int)n);
+            }
+            if (n == 0)
+            {
+                return writeZeroes(state, offset + done, length - done, 0);
+            }
+            done += n;
+        }
+        return 0;
     }
 
     public int flush(final LibC.ErrnoState state)

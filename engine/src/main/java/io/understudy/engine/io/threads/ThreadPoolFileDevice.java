@@ -1,6 +1,8 @@
 package io.understudy.engine.io.threads;
 
 import io.understudy.engine.concurrent.IndexStack;
+import io.understudy.engine.device.BlockDevice;
+import io.understudy.engine.device.CopyOffload;
 import io.understudy.engine.device.Errno;
 import io.understudy.engine.device.IoCompletion;
 import io.understudy.engine.io.posix.FileDevice;
@@ -12,9 +14,10 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * A file served by {@link ThreadPoolIoEngine}: a fixed set of request slots (the queue depth), each
- * reused for one request at a time, so that submitting allocates nothing.
+ * reused for one request at a time, so that submitting allocates nothing. It copies from other files in the kernel
+ * ({@link CopyOffload}, copy_file_range(2)), which runs inline or on a worker like a write.
  */
-final class ThreadPoolFileDevice extends FileDevice
+final class ThreadPoolFileDevice extends FileDevice implements CopyOffload
 {
     private final ThreadPoolIoEngine engine;
     private final Request[] requests;
@@ -33,10 +36,29 @@ final class ThreadPoolFileDevice extends FileDevice
         this.freeRequests = new IndexStack(queueDepth);
     }
 
+    /** Any file can be the source; whether the kernel copies between the two shows when it is tried. */
+    @Override
+    public boolean canCopyFrom(final BlockDevice source)
+    {
+        return source instanceof FileDevice;
+    }
+
+    @Override
+    public boolean copyFrom(
+        final BlockDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
+    {
+        if (!(source instanceof FileDevice file))
+        {
+            completion.onComplete(cookie, -Errno.EOPNOTSUPP);
+            return true;
+        }
+        return submitCopy(file, offset, length, completion, cookie);
+    }
+
     @Override
     protected boolean enqueue(
         final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
-        final IoCompletion completion, final long cookie)
+        final FileDevice source, final IoCompletion completion, final long cookie)
     {
         final int slot = freeRequests.pop();
         if (slot == IndexStack.EMPTY)
@@ -44,7 +66,7 @@ final class ThreadPoolFileDevice extends FileDevice
             return false;
         }
         final Request request = requests[slot];
-        request.set(op, offset, buffer, length, flags, completion, cookie);
+        request.set(op, offset, buffer, length, flags, source, completion, cookie);
         if (engine.runsInline(op, flags))
         {
             request.execute(callerErrno());
@@ -68,6 +90,7 @@ final class ThreadPoolFileDevice extends FileDevice
         private MemorySegment buffer;
         private long length;
         private int flags;
+        private FileDevice source;
         private IoCompletion completion;
         private long cookie;
 
@@ -78,13 +101,14 @@ final class ThreadPoolFileDevice extends FileDevice
 
         void set(
             final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
-            final IoCompletion completion, final long cookie)
+            final FileDevice source, final IoCompletion completion, final long cookie)
         {
             this.op = op;
             this.offset = offset;
             this.buffer = buffer;
             this.length = length;
             this.flags = flags;
+            this.source = source;
             this.completion = completion;
             this.cookie = cookie;
         }
@@ -92,6 +116,7 @@ final class ThreadPoolFileDevice extends FileDevice
         void clear()
         {
             buffer = null;
+            source = null;
             completion = null;
         }
 
@@ -104,6 +129,7 @@ final class ThreadPoolFileDevice extends FileDevice
                 case Op.FLUSH -> file.flush(errno);
                 case Op.DISCARD -> file.discard(errno, offset, length);
                 case Op.WRITE_ZEROES -> file.writeZeroes(errno, offset, length, flags);
+                case Op.COPY -> file.copyFrom(errno, fileOf(source), offset, length);
                 default -> -Errno.EINVAL;
             };
             complete(result);
@@ -118,6 +144,7 @@ final class ThreadPoolFileDevice extends FileDevice
         {
             final IoCompletion completion = this.completion;
             final long cookie = this.cookie;
+            final FileDevice source = this.source;
             clear();
             // Recycle the slot before the callback so that a completion handler can resubmit at once.
             freeRequests.push(index);
@@ -127,6 +154,10 @@ final class ThreadPoolFileDevice extends FileDevice
             }
             finally
             {
+                if (source != null)
+                {
+                    copyDone(source);
+                }
                 requestDone();
             }
         }

@@ -62,10 +62,11 @@ final class UringFileDevice extends FileDevice
         return buffer.isNative() && buffer.byteSize() >= length;
     }
 
+    /** io_uring has no copy_file_range operation, so this device offers no copies: {@code source} is always null. */
     @Override
     protected boolean enqueue(
         final int op, final long offset, final MemorySegment buffer, final long length, final int flags,
-        final IoCompletion completion, final long cookie)
+        final FileDevice source, final IoCompletion completion, final long cookie)
     {
         if (slots.incrementAndGet() > queueDepth)
         {
