@@ -12,13 +12,15 @@
 #   PIN=1 bench/replication-overhead.sh
 #   CLUSTER=4K bench/replication-overhead.sh
 #   HIDDEN_CLUSTER=64K bench/replication-overhead.sh
+#   COW_COPY=kernel DIR=/mnt/xfs bench/replication-overhead.sh
 #
 # Both sidecars share this machine's cores and disk with fio, so the replicated rows pay for the secondary's
 # work too; on two hosts the secondary's cost moves off the primary. PIN=1 comes closer to two hosts: fio and
 # the primary (or serve) run on CPU 0 only, the secondary on CPU 1 only (the disk stays shared).
 # CLUSTER is both sides' --cluster-size, HIDDEN_CLUSTER the secondary's --hidden-cluster-size (default 4K): the
 # secondary copies a whole H cluster into its hidden overlay before the first write of an epoch to it, so small
-# random writes copy up to HIDDEN_CLUSTER/4K times their own bytes.
+# random writes copy up to HIDDEN_CLUSTER/4K times their own bytes. COW_COPY is the secondary's --cow-copy: memory
+# (the default) or kernel (copy_file_range from S into H, which share DIR's file system; on XFS or btrfs a reflink).
 # Needs: fio, python3, and a built jar (bin/understudy builds it if missing).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -31,6 +33,7 @@ CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
 PIN=${PIN:-0}
 CLUSTER=${CLUSTER:-64K}
 HIDDEN_CLUSTER=${HIDDEN_CLUSTER:-4K}
+COW_COPY=${COW_COPY:-memory}
 
 for tool in fio python3; do
     command -v "$tool" >/dev/null || { echo "replication-overhead: $tool is missing" >&2; exit 1; }
@@ -81,7 +84,7 @@ start_mode() {
     esac
     cp --sparse=always "$primary_disk" "$secondary_disk"
     "${secondary_cpu[@]}" "$root/bin/understudy" secondary --disk "$secondary_disk" --hidden "$work/h.img" --active "$work/a.img" \
-        --cluster-size "$CLUSTER" --hidden-cluster-size "$HIDDEN_CLUSTER" \
+        --cluster-size "$CLUSTER" --hidden-cluster-size "$HIDDEN_CLUSTER" --cow-copy "$COW_COPY" \
         --socket "$work/svm.sock" --control "$work/s.ctl" --listen "$listen" >"$work/secondary.log" 2>&1 &
     pids+=($!)
     await_line "$work/secondary.log" "secondary ready"
@@ -179,5 +182,6 @@ for job in order:
         line += "  " + " ".join(f"{(n / a if lower_better else a / n):.2f}" for a, n in pairs)
     print(line)
 PY
-echo "cluster size $CLUSTER, H cluster size $HIDDEN_CLUSTER, checkpoint every $CHECKPOINT_MS ms," \
+echo "cluster size $CLUSTER, H cluster size $HIDDEN_CLUSTER, COW copies through $COW_COPY," \
+    "checkpoint every $CHECKPOINT_MS ms," \
     "$ROUNDS rounds of $RUNTIME s, PIN=$PIN"
