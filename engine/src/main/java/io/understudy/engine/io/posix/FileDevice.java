@@ -138,14 +138,15 @@ public abstract class FileDevice implements BlockDevice
 
     /**
      * Validates and hands to the backend a copy from {@code source} ({@link Op#COPY}), for a backend that offers
-     * {@link io.understudy.engine.device.CopyOffload}. The copy is counted in flight on the source as well, so the
-     * source's descriptor stays open until {@link #copyDone} (its {@link #close()} waits for it).
+     * {@link io.understudy.engine.device.CopyOffload}. The source range is checked as a read of the source. The copy
+     * is counted in flight on the source as well, so the source's descriptor stays open until {@link #copyDone} (its
+     * {@link #close()} waits for it).
      */
     protected final boolean submitCopy(
         final FileDevice source, final long offset, final long length, final IoCompletion completion, final long cookie)
     {
         source.inFlight.incrementAndGet();
-        final int invalid = source.file.validateCopySource(offset, length);
+        final int invalid = source.file.validate(Op.READ, offset, length, 0);
         if (invalid < 0)
         {
             source.inFlight.decrementAndGet();

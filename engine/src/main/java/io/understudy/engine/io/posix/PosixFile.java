@@ -179,20 +179,6 @@ public final class PosixFile implements AutoCloseable
         return 0;
     }
 
-    /**
-     * Checks that {@code [offset, offset + length)} can be the source of a {@link #copyFrom}.
-     *
-     * @return 0, ESHUTDOWN once closed, or EINVAL out of range.
-     */
-    public int validateCopySource(final long offset, final long length)
-    {
-        if (closed)
-        {
-            return -Errno.ESHUTDOWN;
-        }
-        return offset < 0 || length < 0 || offset > size || length > size - offset ? -Errno.EINVAL : 0;
-    }
-
     /** Reads {@code length} bytes; a file shortened behind our back reads as zeroes past its end. */
     public int read(final LibC.ErrnoState state, final long offset, final MemorySegment buffer, final int length)
     {
